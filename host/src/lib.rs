@@ -1,0 +1,2 @@
+//! cnnergy's host runtime.
+pub mod registry;

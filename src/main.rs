@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", cnnergy::ptx::SM80.len());
+}
