@@ -1,3 +1,61 @@
-fn main() {
-    println!("{}", cnnergy::ptx::SM80.len());
+//! The `cnnergy` command: parses arguments, calls the library crates, prints.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "cnnergy", version, about = "Where the energy of CNN inference goes on NVIDIA GPUs, layer by layer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the GPUs, their clocks, power limits and which energy sensors answer.
+    Devices,
+    /// Check every GPU kernel against the CPU reference on fresh random inputs.
+    Selftest {
+        /// GPU to use (CUDA ordinal).
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+        /// Only cases whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Seed for the random inputs (default: from the clock; printed either way).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Describe a trace: header, device, workload, record counts, time span, damage.
+    Info {
+        /// The trace file.
+        trace: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    let result = match cli.command {
+        Command::Devices => cmd::devices(&mut out),
+        Command::Selftest { device, filter, seed } => cmd::selftest(&mut out, device, filter.as_deref(), seed),
+        Command::Info { trace } => cmd::info(&mut out, &trace),
+    };
+    let _ = out.flush();
+    match result {
+        Ok(code) => code,
+        // A closed pipe (`cnnergy info t | head`) is not an error worth a message.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,2 +1,12 @@
-//! cnnergy's host runtime.
+//! cnnergy's host runtime: library discovery, GPU discovery, the kernel registry,
+//! and (later) tensors, the layer graph, the executor and the NVML sampler.
+//!
+//! Everything that touches the CUDA driver goes through [`libs`] first, so a missing
+//! driver or toolkit library is an error naming the library, never a panic.
+pub mod error;
+pub mod gpu;
+pub mod libs;
 pub mod registry;
+pub mod selftest;
+
+pub use error::{Error, Result};

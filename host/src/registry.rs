@@ -1,8 +1,75 @@
 //! Kernel modules and the registry that maps names to functions.
 
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
+use cudarc::nvrtc::Ptx;
+
+use crate::error::{Error, Result};
+
 /// The PTX modules embedded in the binary, one per target.
 #[derive(Clone, Copy, Debug)]
 pub struct PtxSet {
     pub sm80: &'static str,
     pub sm90a: &'static str,
+}
+
+/// Which embedded module a GPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// PTX for sm_80, JIT-compiled by the driver for any GPU of compute capability >= 8.0.
+    Sm80,
+    /// Hopper (compute capability 9.0 exactly): `sm_90a` features are not forward compatible.
+    Sm90a,
+}
+
+impl Target {
+    /// The module for compute capability `major.minor`, or `None` below 8.0.
+    pub fn for_cc(major: i32, minor: i32) -> Option<Target> {
+        match (major, minor) {
+            (9, 0) => Some(Target::Sm90a),
+            (m, _) if m >= 8 => Some(Target::Sm80),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Sm80 => "sm_80",
+            Target::Sm90a => "sm_90a",
+        }
+    }
+}
+
+/// Loads the module for `target` into `ctx` (the driver JIT-compiles the PTX once and
+/// caches the result in its compute cache).
+pub fn load_module(ctx: &Arc<CudaContext>, target: Target, ptx: PtxSet) -> Result<Arc<CudaModule>> {
+    let src = match target {
+        Target::Sm80 => ptx.sm80,
+        Target::Sm90a => ptx.sm90a,
+    };
+    ctx.load_module(Ptx::from_src(src)).map_err(|e| Error::Driver {
+        context: if target == Target::Sm80 { "loading the sm_80 kernel module" } else { "loading the sm_90a kernel module" },
+        msg: crate::error::driver_msg(&e),
+    })
+}
+
+/// Looks a kernel up by its exported name.
+pub fn function(module: &Arc<CudaModule>, name: &str) -> Result<CudaFunction> {
+    module.load_function(name).map_err(|_| Error::MissingKernel(name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn hopper_gets_sm90a_and_everything_from_ampere_gets_sm80() {
+        assert_eq!(Target::for_cc(9, 0), Some(Target::Sm90a));
+        assert_eq!(Target::for_cc(8, 0), Some(Target::Sm80));
+        assert_eq!(Target::for_cc(8, 9), Some(Target::Sm80));
+        assert_eq!(Target::for_cc(10, 0), Some(Target::Sm80));
+        assert_eq!(Target::for_cc(12, 0), Some(Target::Sm80));
+        assert_eq!(Target::for_cc(7, 5), None);
+    }
 }

@@ -1,0 +1,97 @@
+//! One function per subcommand. Each writes to `out` and returns the exit code.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use cnnergy_host::gpu::{self, Gpu};
+use cnnergy_host::libs::{self, Lib};
+use cnnergy_host::selftest;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+fn opt<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
+    v.map(|v| format!("{v}{unit}")).unwrap_or_else(|| "n/a".into())
+}
+
+pub fn devices(out: &mut impl Write) -> Result<ExitCode> {
+    let devs = gpu::list_devices()?;
+    let cupti = match libs::load(Lib::Cupti) {
+        Ok(l) => l.path.display().to_string(),
+        Err(e) => format!("not found ({e})"),
+    };
+    for d in &devs {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![format!("GPU {}", d.ordinal), d.name.clone()]);
+        let rows: Vec<(&str, String)> = vec![
+            ("UUID", d.uuid.clone()),
+            ("compute capability", d.cc()),
+            ("kernel module", cnnergy_host::registry::Target::for_cc(d.cc_major, d.cc_minor).map_or("none (needs >= 8.0)".into(), |t| t.name().to_string())),
+            ("SMs", d.sm_count.to_string()),
+            ("memory", format!("{:.1} GiB", d.memory_bytes as f64 / (1u64 << 30) as f64)),
+            ("driver", opt(d.driver_version.as_deref(), "")),
+            ("CUDA (driver API)", format!("{}.{}", d.cuda_driver_version.0, d.cuda_driver_version.1)),
+            ("power limit", opt(d.power_limit_mw.map(|p| format!("{:.0}", p as f64 / 1000.0)), " W")),
+            ("SM clock", opt(d.sm_clock_mhz, " MHz")),
+            ("memory clock", opt(d.mem_clock_mhz, " MHz")),
+            (
+                "total-energy counter",
+                match &d.energy_counter_mj {
+                    Ok(mj) => format!("answers ({:.3} kJ)", *mj as f64 / 1e6),
+                    Err(e) => format!("no ({e})"),
+                },
+            ),
+            (
+                "power-sample buffer",
+                match &d.power_samples {
+                    Ok(n) => format!("answers ({n} samples held)"),
+                    Err(e) => format!("no ({e})"),
+                },
+            ),
+            ("libcupti", cupti.clone()),
+        ];
+        for (k, v) in rows {
+            t.add_row(vec![k.to_string(), v]);
+        }
+        writeln!(out, "{t}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn selftest(out: &mut impl Write, device: usize, filter: Option<&str>, seed: Option<u64>) -> Result<ExitCode> {
+    let gpu = Gpu::open(device, cnnergy::ptx::module_set())?;
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    writeln!(
+        out,
+        "selftest on GPU {} {} (cc {}, module {}), seed {seed:#x}",
+        gpu.info.ordinal,
+        gpu.info.name,
+        gpu.info.cc(),
+        gpu.target.name()
+    )?;
+    let mut io_err = None;
+    let report = selftest::run(&gpu, filter, seed, |c| {
+        let r = writeln!(
+            out,
+            "{} {:<48} {:>9.1} ms  {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.name,
+            c.millis,
+            c.detail
+        );
+        if let Err(e) = r {
+            io_err.get_or_insert(e);
+        }
+    });
+    if let Some(e) = io_err {
+        return Err(e.into());
+    }
+    writeln!(out, "{} passed, {} failed", report.passed(), report.failed())?;
+    Ok(if report.failed() == 0 && !report.cases.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+pub fn info(_out: &mut impl Write, _trace: &Path) -> Result<ExitCode> {
+    anyhow::bail!("trace reading is not built yet")
+}
