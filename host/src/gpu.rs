@@ -72,7 +72,8 @@ pub fn nvml() -> Result<Nvml, String> {
 
 fn driver_attr(dev: cudarc::driver::sys::CUdevice, a: Attr) -> Result<i32> {
     // SAFETY: `dev` came from cuDeviceGet and the attribute enum is valid.
-    unsafe { cudarc::driver::result::device::get_attribute(dev, a) }.map_err(Error::driver("reading a device attribute"))
+    unsafe { cudarc::driver::result::device::get_attribute(dev, a) }
+        .map_err(Error::driver("reading a device attribute"))
 }
 
 /// Describes every visible GPU without creating a context (cheap, no memory taken).
@@ -88,9 +89,12 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
     for ordinal in 0..n {
         let dev = cudarc::driver::result::device::get(ordinal as i32).map_err(Error::driver("opening a device"))?;
         let name = cudarc::driver::result::device::get_name(dev).map_err(Error::driver("reading the name"))?;
-        let uuid = format_uuid(&cudarc::driver::result::device::get_uuid(dev).map_err(Error::driver("reading the UUID"))?.bytes);
+        let uuid = format_uuid(
+            &cudarc::driver::result::device::get_uuid(dev).map_err(Error::driver("reading the UUID"))?.bytes,
+        );
         // SAFETY: `dev` is a valid device handle.
-        let memory_bytes = unsafe { cudarc::driver::result::device::total_mem(dev) }.map_err(Error::driver("reading memory size"))? as u64;
+        let memory_bytes = unsafe { cudarc::driver::result::device::total_mem(dev) }
+            .map_err(Error::driver("reading memory size"))? as u64;
         let mut info = DeviceInfo {
             ordinal,
             name,
@@ -150,12 +154,12 @@ impl Gpu {
     /// Opens GPU `ordinal` and loads the embedded module that matches it.
     pub fn open(ordinal: usize, ptx: PtxSet) -> Result<Gpu> {
         let devices = list_devices()?;
-        let info = devices
-            .get(ordinal)
-            .cloned()
-            .ok_or(Error::BadOrdinal { ordinal, count: devices.len() })?;
-        let target = Target::for_cc(info.cc_major, info.cc_minor)
-            .ok_or_else(|| Error::TooOld { name: info.name.clone(), major: info.cc_major, minor: info.cc_minor })?;
+        let info = devices.get(ordinal).cloned().ok_or(Error::BadOrdinal { ordinal, count: devices.len() })?;
+        let target = Target::for_cc(info.cc_major, info.cc_minor).ok_or_else(|| Error::TooOld {
+            name: info.name.clone(),
+            major: info.cc_major,
+            minor: info.cc_minor,
+        })?;
         let ctx = CudaContext::new(ordinal).map_err(Error::driver("creating a context"))?;
         let module = crate::registry::load_module(&ctx, target, ptx)?;
         let stream = ctx.default_stream();

@@ -6,6 +6,9 @@
 pub mod error;
 pub mod gpu;
 pub mod libs;
+pub mod ops;
+pub mod params;
+pub mod reference;
 pub mod registry;
 pub mod selftest;
 

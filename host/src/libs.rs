@@ -204,7 +204,7 @@ fn locate_and_load(lib: Lib) -> Result<Loaded, LibError> {
     let mut err = LibError { lib, searched: Vec::new(), failed: Vec::new(), bad_override: None };
     if let Some(v) = env(lib.env_var()) {
         let p = PathBuf::from(&v);
-        let files = if p.is_dir() { candidates(lib, &[p.clone()]) } else { vec![p.clone()] };
+        let files = if p.is_dir() { candidates(lib, std::slice::from_ref(&p)) } else { vec![p.clone()] };
         for f in files {
             match open(&f) {
                 Ok(h) => return Ok(Loaded { lib, path: f, _handle: h }),
@@ -301,7 +301,12 @@ mod tests {
             Ok(_) => panic!("garbage loaded"),
             Err(e) => e,
         };
-        let err = LibError { lib: Lib::Cupti, searched: vec![], failed: vec![(f.clone(), e)], bad_override: Some(f.clone().into()) };
+        let err = LibError {
+            lib: Lib::Cupti,
+            searched: vec![],
+            failed: vec![(f.clone(), e)],
+            bad_override: Some(f.clone().into()),
+        };
         let msg = err.to_string();
         assert!(msg.starts_with("libcupti (the CUDA toolkit"), "{msg}");
         assert!(msg.contains("CNNERGY_LIBCUPTI="), "{msg}");

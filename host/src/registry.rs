@@ -49,7 +49,11 @@ pub fn load_module(ctx: &Arc<CudaContext>, target: Target, ptx: PtxSet) -> Resul
         Target::Sm90a => ptx.sm90a,
     };
     ctx.load_module(Ptx::from_src(src)).map_err(|e| Error::Driver {
-        context: if target == Target::Sm80 { "loading the sm_80 kernel module" } else { "loading the sm_90a kernel module" },
+        context: if target == Target::Sm80 {
+            "loading the sm_80 kernel module"
+        } else {
+            "loading the sm_90a kernel module"
+        },
         msg: crate::error::driver_msg(&e),
     })
 }

@@ -7,12 +7,12 @@
 
 use std::time::Instant;
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
 use rand::{Rng, SeedableRng};
 
 use crate::error::Error;
 use crate::gpu::Gpu;
-use crate::registry;
+
+mod vector;
 
 /// A quiet NaN with a payload, so an unwritten element is recognisable in a dump.
 pub const POISON_F32: f32 = f32::from_bits(0x7fc0_dead);
@@ -99,51 +99,39 @@ pub fn run(gpu: &Gpu, filter: Option<&str>, seed: u64, mut on_case: impl FnMut(&
     report
 }
 
-type CaseFn = Box<dyn Fn(&Gpu, u64) -> std::result::Result<String, Error>>;
+/// A case: given the GPU and a fresh seed, returns a one-line summary of the error
+/// figures, or the failure.
+pub type CaseFn = Box<dyn Fn(&Gpu, u64) -> std::result::Result<String, Error>>;
 
+/// Every case, in the order they run. Each kernel family registers its own.
 fn cases() -> Vec<(String, CaseFn)> {
     let mut v: Vec<(String, CaseFn)> = Vec::new();
-    // Odd sizes, one that is not a multiple of the block, and grids smaller than the
-    // data so the grid-stride loop is exercised.
-    for &(n, grid_cap) in &[(1usize, 0u32), (31, 0), (257, 1), (1_000_003, 0), (16_777_259, 64)] {
-        v.push((
-            format!("vector/axpy_f32 n={n}{}", if grid_cap > 0 { format!(" grid<={grid_cap}") } else { String::new() }),
-            Box::new(move |gpu, seed| axpy_case(gpu, n, grid_cap, seed)),
-        ));
-    }
+    vector::cases(&mut v);
     v
 }
 
-fn drv(context: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
-    Error::driver(context)
-}
+/// Device-buffer helpers shared by the case files.
+pub(crate) mod buf {
+    use cudarc::driver::{CudaSlice, DeviceRepr, ValidAsZeroBits};
 
-fn axpy_case(gpu: &Gpu, n: usize, grid_cap: u32, seed: u64) -> std::result::Result<String, Error> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let a: f32 = rng.random_range(-2.0..2.0);
-    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let y: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let s = &gpu.stream;
-    let xd = s.clone_htod(&x).map_err(drv("copying inputs"))?;
-    let yd = s.clone_htod(&y).map_err(drv("copying inputs"))?;
-    let mut od = s.clone_htod(&vec![POISON_F32; n]).map_err(drv("poisoning the output"))?;
-    let f = registry::function(&gpu.module, "axpy_f32")?;
-    let block = 256u32;
-    let mut grid = (n as u32).div_ceil(block);
-    if grid_cap > 0 {
-        grid = grid.min(grid_cap);
+    use super::POISON_F32;
+    use crate::error::{Error, Result};
+    use crate::gpu::Gpu;
+
+    pub fn upload<T: DeviceRepr + ValidAsZeroBits>(gpu: &Gpu, v: &[T]) -> Result<CudaSlice<T>> {
+        gpu.stream.clone_htod(v).map_err(Error::driver("copying inputs to the GPU"))
     }
-    let cfg = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
-    let n32 = n as u32;
-    let mut b = s.launch_builder(&f);
-    b.arg(&n32).arg(&a).arg(&xd).arg(&yd).arg(&mut od);
-    // SAFETY: argument types and order match `axpy_f32`'s signature; buffers hold n f32.
-    unsafe { b.launch(cfg) }.map_err(drv("launching axpy_f32"))?;
-    let out = s.clone_dtoh(&od).map_err(drv("copying the output back"))?;
-    s.synchronize().map_err(drv("running axpy_f32"))?;
-    let reference: Vec<f64> = x.iter().zip(&y).map(|(&x, &y)| a as f64 * x as f64 + y as f64).collect();
-    let rel = compare(&out, &reference, 1e-6).map_err(Error::Invalid)?;
-    Ok(format!("rel_l2={rel:.1e} grid={grid}x{block}"))
+
+    /// An output buffer of `n` f32, every element poisoned.
+    pub fn poisoned_f32(gpu: &Gpu, n: usize) -> Result<CudaSlice<f32>> {
+        upload(gpu, &vec![POISON_F32; n])
+    }
+
+    /// Waits for the stream and copies `d` back; a kernel fault surfaces here.
+    pub fn download<T: DeviceRepr + ValidAsZeroBits + Default + Clone>(gpu: &Gpu, d: &CudaSlice<T>) -> Result<Vec<T>> {
+        gpu.stream.synchronize().map_err(Error::driver("running the kernel"))?;
+        gpu.stream.clone_dtoh(d).map_err(Error::driver("copying the output back"))
+    }
 }
 
 #[cfg(test)]
