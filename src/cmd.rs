@@ -26,7 +26,11 @@ pub fn devices(out: &mut impl Write) -> Result<ExitCode> {
         let rows: Vec<(&str, String)> = vec![
             ("UUID", d.uuid.clone()),
             ("compute capability", d.cc()),
-            ("kernel module", cnnergy_host::registry::Target::for_cc(d.cc_major, d.cc_minor).map_or("none (needs >= 8.0)".into(), |t| t.name().to_string())),
+            (
+                "kernel module",
+                cnnergy_host::registry::Target::for_cc(d.cc_major, d.cc_minor)
+                    .map_or("none (needs >= 8.0)".into(), |t| t.name().to_string()),
+            ),
             ("SMs", d.sm_count.to_string()),
             ("memory", format!("{:.1} GiB", d.memory_bytes as f64 / (1u64 << 30) as f64)),
             ("driver", opt(d.driver_version.as_deref(), "")),
