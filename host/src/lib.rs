@@ -5,6 +5,7 @@
 //! driver or toolkit library is an error naming the library, never a panic.
 pub mod error;
 pub mod gpu;
+pub mod launch;
 pub mod libs;
 pub mod ops;
 pub mod params;

@@ -6,6 +6,78 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
 use cudarc::nvrtc::Ptx;
 
 use crate::error::{Error, Result};
+use crate::ops::{DType, Layout};
+
+/// Layer types, as the efficiency reports group them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LayerType {
+    Conv,
+    Gemm,
+    Pool,
+    Activation,
+    Norm,
+    Softmax,
+    Add,
+    Concat,
+    Convert,
+    /// Foundation self-test kernels, not a CNN layer.
+    Vector,
+}
+
+impl LayerType {
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerType::Conv => "conv",
+            LayerType::Gemm => "gemm",
+            LayerType::Pool => "pool",
+            LayerType::Activation => "activation",
+            LayerType::Norm => "norm",
+            LayerType::Softmax => "softmax",
+            LayerType::Add => "add",
+            LayerType::Concat => "concat",
+            LayerType::Convert => "convert",
+            LayerType::Vector => "vector",
+        }
+    }
+}
+
+/// One kernel variant: data, not a naming convention. The runtime and users pick
+/// variants per layer by (`layer`, `variant`, `dtype`, `layout`).
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSpec {
+    /// The exported PTX entry name.
+    pub symbol: &'static str,
+    pub layer: LayerType,
+    /// Variant name as users write it (`--variant conv=implicit_gemm_tc`).
+    pub variant: &'static str,
+    pub dtype: DType,
+    pub layout: Layout,
+    /// The launch-configuration rule in words (the code computing it sits beside the launcher).
+    pub launch_rule: &'static str,
+}
+
+/// Every registered kernel, family by family.
+pub fn all() -> Vec<&'static KernelSpec> {
+    use crate::launch;
+    let families: &[&[KernelSpec]] =
+        &[VECTOR, launch::memory::KERNELS, launch::conv::KERNELS, launch::gemm::KERNELS, launch::tensorcore::KERNELS];
+    families.iter().flat_map(|f| f.iter()).collect()
+}
+
+/// Looks a variant up.
+pub fn find(layer: LayerType, variant: &str, dtype: DType, layout: Layout) -> Option<&'static KernelSpec> {
+    all().into_iter().find(|k| k.layer == layer && k.variant == variant && k.dtype == dtype && k.layout == layout)
+}
+
+/// The foundation's vector kernels.
+pub const VECTOR: &[KernelSpec] = &[KernelSpec {
+    symbol: "axpy_f32",
+    layer: LayerType::Vector,
+    variant: "axpy",
+    dtype: DType::F32,
+    layout: Layout::Nchw,
+    launch_rule: "256 threads/block, grid-stride loop over any grid",
+}];
 
 /// The PTX modules embedded in the binary, one per target.
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +137,20 @@ pub fn function(module: &Arc<CudaModule>, name: &str) -> Result<CudaFunction> {
 
 #[cfg(test)]
 mod tests {
-    use super::Target;
+    use super::*;
+
+    #[test]
+    fn symbols_are_unique_and_lookups_find_them() {
+        let all = all();
+        let mut syms: Vec<&str> = all.iter().map(|k| k.symbol).collect();
+        syms.sort();
+        syms.dedup();
+        assert_eq!(syms.len(), all.len(), "duplicate kernel symbol");
+        for k in &all {
+            let f = find(k.layer, k.variant, k.dtype, k.layout).expect("registered kernel not found");
+            assert_eq!(f.symbol, k.symbol, "two kernels share (layer, variant, dtype, layout)");
+        }
+    }
 
     #[test]
     fn hopper_gets_sm90a_and_everything_from_ampere_gets_sm80() {

@@ -12,6 +12,10 @@ use rand::{Rng, SeedableRng};
 use crate::error::Error;
 use crate::gpu::Gpu;
 
+mod conv;
+mod gemm;
+mod memory;
+mod tensorcore;
 mod vector;
 
 /// A quiet NaN with a payload, so an unwritten element is recognisable in a dump.
@@ -107,6 +111,10 @@ pub type CaseFn = Box<dyn Fn(&Gpu, u64) -> std::result::Result<String, Error>>;
 fn cases() -> Vec<(String, CaseFn)> {
     let mut v: Vec<(String, CaseFn)> = Vec::new();
     vector::cases(&mut v);
+    memory::cases(&mut v);
+    conv::cases(&mut v);
+    gemm::cases(&mut v);
+    tensorcore::cases(&mut v);
     v
 }
 

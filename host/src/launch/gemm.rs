@@ -1,0 +1,6 @@
+//! Launchers for the gemm kernels.
+
+use crate::registry::KernelSpec;
+
+/// This family's kernels.
+pub const KERNELS: &[KernelSpec] = &[];
