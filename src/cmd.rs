@@ -96,6 +96,72 @@ pub fn selftest(out: &mut impl Write, device: usize, filter: Option<&str>, seed:
     Ok(if report.failed() == 0 && !report.cases.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+pub fn kernels(out: &mut impl Write, offline: bool, arch: &str) -> Result<ExitCode> {
+    use cnnergy_host::ptxas::{self, KernelResources};
+    use std::collections::HashMap;
+    let (source, res): (String, HashMap<String, KernelResources>) =
+        match (offline, Gpu::open(0, cnnergy::ptx::module_set())) {
+            (false, Ok(gpu)) => {
+                let mut m = HashMap::new();
+                for k in cnnergy_host::registry::all() {
+                    m.insert(k.symbol.to_string(), cnnergy_host::registry::driver_resources(&gpu.module, k.symbol)?);
+                }
+                (format!("driver attributes on {} ({})", gpu.info.name, gpu.target.name()), m)
+            }
+            _ => {
+                let ptx = cnnergy::ptx::MODULES
+                    .iter()
+                    .find(|(a, _)| *a == arch)
+                    .ok_or_else(|| anyhow::anyhow!("no embedded module for {arch}: choose sm_80 or sm_90a"))?
+                    .1;
+                match ptxas::locate() {
+                    Some(p) => {
+                        let r = ptxas::assemble(&p, arch, ptx).map_err(|e| anyhow::anyhow!("ptxas failed:\n{e}"))?;
+                        (
+                            format!("ptxas -arch={arch} ({})", p.display()),
+                            r.into_iter().map(|k| (k.name.clone(), k)).collect(),
+                        )
+                    }
+                    None => (
+                        "no GPU and no ptxas (pip install nvidia-cuda-nvcc==13.0.88): resources unknown".into(),
+                        HashMap::new(),
+                    ),
+                }
+            }
+        };
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "kernel",
+        "layer",
+        "variant",
+        "dtype",
+        "layout",
+        "regs",
+        "smem B",
+        "stack/local B",
+        "spills B",
+        "launch",
+    ]);
+    for k in cnnergy_host::registry::all() {
+        let r = res.get(k.symbol);
+        let f = |v: Option<u32>| v.map_or("?".to_string(), |v| v.to_string());
+        t.add_row(vec![
+            k.symbol.to_string(),
+            k.layer.name().to_string(),
+            k.variant.to_string(),
+            k.dtype.name().to_string(),
+            format!("{:?}", k.layout).to_uppercase(),
+            f(r.map(|r| r.registers)),
+            f(r.map(|r| r.smem_bytes)),
+            f(r.map(|r| r.stack_bytes)),
+            f(r.map(|r| r.spill_store_bytes + r.spill_load_bytes)),
+            k.launch_rule.to_string(),
+        ]);
+    }
+    writeln!(out, "{t}\nresources from {source}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn info(_out: &mut impl Write, _trace: &Path) -> Result<ExitCode> {
     anyhow::bail!("trace reading is not built yet")
 }

@@ -31,6 +31,15 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// List every kernel: layer type, variant, precision, layout, registers, shared memory, spills.
+    Kernels {
+        /// Use ptxas on the embedded PTX even when a GPU is present.
+        #[arg(long)]
+        offline: bool,
+        /// Module to report offline: sm_80 or sm_90a.
+        #[arg(long, default_value = "sm_90a")]
+        arch: String,
+    },
     /// Describe a trace: header, device, workload, record counts, time span, damage.
     Info {
         /// The trace file.
@@ -44,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devices => cmd::devices(&mut out),
         Command::Selftest { device, filter, seed } => cmd::selftest(&mut out, device, filter.as_deref(), seed),
+        Command::Kernels { offline, arch } => cmd::kernels(&mut out, offline, &arch),
         Command::Info { trace } => cmd::info(&mut out, &trace),
     };
     let _ = out.flush();

@@ -130,6 +130,22 @@ pub fn load_module(ctx: &Arc<CudaContext>, target: Target, ptx: PtxSet) -> Resul
     })
 }
 
+/// Registers, shared memory and local memory of a loaded kernel, from the driver.
+pub fn driver_resources(module: &Arc<CudaModule>, name: &str) -> Result<crate::ptxas::KernelResources> {
+    use cudarc::driver::sys::CUfunction_attribute_enum as A;
+    let f = function(module, name)?;
+    let get = |a| f.get_attribute(a).map(|v| v as u32).map_err(Error::driver("reading kernel attributes"));
+    Ok(crate::ptxas::KernelResources {
+        name: name.to_string(),
+        registers: get(A::CU_FUNC_ATTRIBUTE_NUM_REGS)?,
+        smem_bytes: get(A::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)?,
+        // The driver reports local memory per thread (stack + spills) as one figure.
+        stack_bytes: get(A::CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES)?,
+        spill_store_bytes: 0,
+        spill_load_bytes: 0,
+    })
+}
+
 /// Looks a kernel up by its exported name.
 pub fn function(module: &Arc<CudaModule>, name: &str) -> Result<CudaFunction> {
     module.load_function(name).map_err(|_| Error::MissingKernel(name.to_string()))
