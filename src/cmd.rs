@@ -162,6 +162,105 @@ pub fn kernels(out: &mut impl Write, offline: bool, arch: &str) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn info(_out: &mut impl Write, _trace: &Path) -> Result<ExitCode> {
-    anyhow::bail!("trace reading is not built yet")
+pub fn models(out: &mut impl Write) -> Result<ExitCode> {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["model", "parameters", "GFLOPs", "layers", "kernels/inference"]);
+    for name in cnnergy_host::models::NAMES {
+        let g = cnnergy_host::models::build(name, 1).expect("built-in model")?;
+        t.add_row(vec![
+            name.to_string(),
+            g.parameter_count().to_string(),
+            format!("{:.2}", 2.0 * g.macs() as f64 / 1e9),
+            g.nodes.len().to_string(),
+            g.kernel_layers().to_string(),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    writeln!(out, "GFLOPs = 2 x multiply-adds of convolutions and linear layers, batch 1, 224x224 input.")?;
+    writeln!(out, "kernels/inference: unfused graph, one launch per layer that moves data.")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn bench_layers(
+    out: &mut impl Write,
+    models: &[String],
+    batches: &[usize],
+    filter: Option<&str>,
+    cases_out: Option<&Path>,
+    json: Option<&Path>,
+    device: usize,
+) -> Result<ExitCode> {
+    use cnnergy_host::bench;
+    let names: Vec<&str> = models.iter().map(String::as_str).collect();
+    let mut cases = bench::layer_cases(&names, batches)?;
+    if let Some(f) = filter {
+        cases.retain(|c| c.id.contains(f));
+    }
+    if let Some(p) = cases_out {
+        std::fs::write(p, serde_json::to_string_pretty(&cases)?)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    }
+    let gpu = Gpu::open(device, cnnergy::ptx::module_set())?;
+    let copy_gbs = bench::copy_bandwidth_gbs(&gpu, 1 << 30)?;
+    writeln!(
+        out,
+        "{} ({}), device-to-device copy {copy_gbs:.0} GB/s (read + write)",
+        gpu.info.name,
+        gpu.target.name()
+    )?;
+    let rnd = bench::RandomSource::new(&gpu, 0x5eed)?;
+    let bar = indicatif::ProgressBar::new(cases.len() as u64);
+    let mut results = Vec::new();
+    for c in &cases {
+        bar.set_message(c.id.clone());
+        match bench::run_case(&gpu, &rnd, c) {
+            Ok(r) => results.extend(r),
+            Err(e) => bar.println(format!("{}: {e}", c.id)),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "layer",
+        "x",
+        "precision",
+        "variant",
+        "median us",
+        "TFLOP/s",
+        "GB/s",
+        "% copy BW",
+    ]);
+    for r in &results {
+        t.add_row(vec![
+            r.id.clone(),
+            r.count.to_string(),
+            r.precision.clone(),
+            r.variant.clone(),
+            format!("{:.1}", r.median_us),
+            format!("{:.2}", r.tflops),
+            format!("{:.0}", r.gbs),
+            format!("{:.0}", 100.0 * r.gbs / copy_gbs),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    if let Some(p) = json {
+        let doc = serde_json::json!({
+            "device": gpu.info.name, "target": gpu.target.name(), "copy_gbs": copy_gbs, "results": results,
+        });
+        std::fs::write(p, serde_json::to_string_pretty(&doc)?)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn info(out: &mut impl Write, trace: &Path, json: bool) -> Result<ExitCode> {
+    let report = cnnergy_traces::info::inspect(trace).map_err(|e| anyhow::anyhow!("{}: {e}", trace.display()))?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{report}")?;
+    }
+    // A damaged or unfinished trace is still described in full, but is not a success.
+    Ok(if report.is_damaged() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

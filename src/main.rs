@@ -40,10 +40,36 @@ enum Command {
         #[arg(long, default_value = "sm_90a")]
         arch: String,
     },
+    /// List the built-in models: parameters, GFLOPs at 224x224, layers, kernel launches.
+    Models,
+    /// Time every kernel variant on the real layer shapes of built-in models.
+    BenchLayers {
+        /// Models (comma-separated built-in names).
+        #[arg(long, value_delimiter = ',', default_value = "resnet50,vgg16,mobilenet_v2")]
+        models: Vec<String>,
+        /// Batch sizes (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        batch: Vec<usize>,
+        /// Only layer cases whose id contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Write the layer cases (the input of bench/torch_layers.py) here, then time them.
+        #[arg(long)]
+        cases_out: Option<PathBuf>,
+        /// Write every result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// GPU to use (CUDA ordinal).
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+    },
     /// Describe a trace: header, device, workload, record counts, time span, damage.
     Info {
         /// The trace file.
         trace: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -54,7 +80,17 @@ fn main() -> ExitCode {
         Command::Devices => cmd::devices(&mut out),
         Command::Selftest { device, filter, seed } => cmd::selftest(&mut out, device, filter.as_deref(), seed),
         Command::Kernels { offline, arch } => cmd::kernels(&mut out, offline, &arch),
-        Command::Info { trace } => cmd::info(&mut out, &trace),
+        Command::Models => cmd::models(&mut out),
+        Command::BenchLayers { models, batch, filter, cases_out, json, device } => cmd::bench_layers(
+            &mut out,
+            &models,
+            &batch,
+            filter.as_deref(),
+            cases_out.as_deref(),
+            json.as_deref(),
+            device,
+        ),
+        Command::Info { trace, json } => cmd::info(&mut out, &trace, json),
     };
     let _ = out.flush();
     match result {
