@@ -46,6 +46,7 @@ fn conv_relu(b: &mut Builder, x: TensorId, name: &str, c_out: usize, spec: Conv2
 }
 
 /// conv (no bias) + BatchNorm (+ activation): ResNet, GoogLeNet and MobileNetV2's unit.
+#[allow(clippy::too_many_arguments)] // mirrors torchvision's (conv, bn) naming pairs
 fn conv_bn(
     b: &mut Builder,
     x: TensorId,
