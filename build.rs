@@ -9,10 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGETS: &[(&str, &[&str])] = &[
-    ("sm_80", &["-C", "target-cpu=sm_80"]),
-    ("sm_90a", &["-C", "target-cpu=sm_90a", "-C", "target-feature=+ptx80"]),
-];
+const TARGETS: &[(&str, &[&str])] =
+    &[("sm_80", &["-C", "target-cpu=sm_80"]), ("sm_90a", &["-C", "target-cpu=sm_90a", "-C", "target-feature=+ptx80"])];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

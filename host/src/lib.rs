@@ -3,14 +3,19 @@
 //!
 //! Everything that touches the CUDA driver goes through [`libs`] first, so a missing
 //! driver or toolkit library is an error naming the library, never a panic.
+pub mod bench;
 pub mod error;
 pub mod gpu;
+pub mod graph;
 pub mod launch;
 pub mod libs;
+pub mod models;
 pub mod ops;
 pub mod params;
+pub mod ptxas;
 pub mod reference;
 pub mod registry;
 pub mod selftest;
+pub mod shapes;
 
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::gpu::Gpu;
 
 mod conv;
+mod core;
 mod gemm;
 mod memory;
 mod tensorcore;
@@ -111,6 +112,7 @@ pub type CaseFn = Box<dyn Fn(&Gpu, u64) -> std::result::Result<String, Error>>;
 fn cases() -> Vec<(String, CaseFn)> {
     let mut v: Vec<(String, CaseFn)> = Vec::new();
     vector::cases(&mut v);
+    core::cases(&mut v);
     memory::cases(&mut v);
     conv::cases(&mut v);
     gemm::cases(&mut v);

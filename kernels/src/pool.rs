@@ -1,0 +1,443 @@
+//! Pooling on NCHW f32: max and average over any window (stride, asymmetric padding,
+//! dilation for max), and a specialised global average pool; plus NHWC f16 max/average.
+//!
+//! Also home of [`FastDiv`], the division-free index arithmetic the memory-bound kernels
+//! use to split flat indices into coordinates.
+
+use crate::dcore::half::f16;
+use crate::dcore::mem::{ld_global_nc_f32, ld_global_nc_f32x4, ld_global_nc_u32x4, st_global_u32x4, u32x4};
+use crate::dcore::prelude::*;
+use crate::dcore::warp::sum_f32;
+use crate::eltwise::unroll4;
+use crate::params::*;
+
+/// Planes a warp of [`pool_global_avg_f32_nchw`] reduces at once (planes larger than
+/// [`GLOBAL_SMALL_HW`]).
+pub const PLANES_PER_WARP: u32 = 8;
+/// Largest plane (`h*w`) the staged global-average path takes.
+pub const GLOBAL_SMALL_HW: u32 = 64;
+/// Planes (= threads) per block of the staged global-average path.
+pub const GLOBAL_SMALL_PLANES: u32 = 128;
+
+/// Division and remainder by a fixed `u32` divisor `d >= 1` with one `mul.hi` and a
+/// shift (Granlund–Montgomery, the round-up variant of Hacker's Delight §10-9, as in
+/// PyTorch's `IntDivider`): `q = (mulhi(n, m) + n) >> s` with `s = ceil(log2 d)` and
+/// `m = floor(2^32 (2^s - d) / d) + 1`. Exact for every `n < 2^31` (the `+ n` cannot
+/// wrap), which is every index here (tensors have fewer than 2^31 elements).
+///
+/// Building one costs a 64-bit division (a short subroutine in SASS), so kernels build
+/// them once per thread, outside their loops.
+pub struct FastDiv {
+    d: u32,
+    m: u32,
+    s: u32,
+}
+
+/// `#[derive(Clone, Copy)]` is not available without `core`'s derive macros.
+macro_rules! plain_copy {
+    ($t:ty) => {
+        impl crate::dcore::lang::Clone for $t {
+            #[inline(always)]
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+        impl Copy for $t {}
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use plain_copy;
+plain_copy!(FastDiv);
+
+impl FastDiv {
+    /// Precomputes the multiplier for `d` (must be >= 1; `d = 0` gives garbage, never a
+    /// trap). `floor(2^32 (2^s - d) / d)` comes from one f64 division (fast on sm_80+'s
+    /// FP64 units, unlike the `div.u64` subroutine): the exact quotient is below 2^32 and,
+    /// when not an integer, at least `1/d >= 2^-31` from the next one, far more than its
+    /// f64 rounding error (≤ 2^-21), so truncating the correctly rounded quotient is exact.
+    #[inline(always)]
+    pub fn new(d: u32) -> FastDiv {
+        // s = ceil(log2 d): 0 for d = 1.
+        let s = if d <= 1 { 0 } else { 32 - (d - 1).leading_zeros() };
+        let a = ((1u64 << s) - d as u64) as f64;
+        let m = if d == 0 { 0 } else { ((a * 4_294_967_296.0) / d as f64) as u32 + 1 };
+        FastDiv { d, m, s }
+    }
+    /// The divisor.
+    #[inline(always)]
+    pub fn d(self) -> u32 {
+        self.d
+    }
+    /// `n / d` for `n < 2^31`.
+    #[inline(always)]
+    pub fn div(self, n: u32) -> u32 {
+        let t: u32;
+        unsafe {
+            asm!("mul.hi.u32 {t}, {n}, {m};", t = out(reg32) t, n = in(reg32) n, m = in(reg32) self.m, options(pure, nomem, nostack));
+        }
+        (t + n) >> self.s
+    }
+    /// `(n / d, n % d)` for `n < 2^31`.
+    #[inline(always)]
+    pub fn divmod(self, n: u32) -> (u32, u32) {
+        let q = self.div(n);
+        (q, n - q * self.d)
+    }
+    /// `n % d` for `n < 2^31`.
+    #[inline(always)]
+    pub fn rem(self, n: u32) -> u32 {
+        n - self.div(n) * self.d
+    }
+}
+
+/// Max with NaN propagation, as PyTorch (and the reference): `max.NaN.f32` (sm_80+) —
+/// a NaN operand gives NaN, so a NaN tap wins and stays.
+#[inline(always)]
+fn max_nan(m: f32, v: f32) -> f32 {
+    let r: f32;
+    unsafe {
+        asm!("max.NaN.f32 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) m, b = in(reg32) v, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// Max (`KIND = POOL_MAX`) or average (`KIND = POOL_AVG`) pooling over one output element
+/// per thread, grid-stride over `n * c * out_h * out_w` outputs in memory order. `K > 0`
+/// is a square `K x K` window known at compile time: the tap loops unroll and all taps'
+/// loads are issued before the first is consumed; `K = 0` loops over the runtime window.
+/// Taps outside the input are skipped by predicate.
+#[inline(always)]
+unsafe fn window_pool<const KIND: u32, const K: u32>(p: &PoolParams, x: *const f32, y: *mut f32) {
+    let total = p.n * p.c * p.out_h * p.out_w;
+    let (fd_ow, fd_oh) = (FastDiv::new(p.out_w), FastDiv::new(p.out_h));
+    let (h, w) = (p.h as i32, p.w as i32);
+    let (kh, kw) = if K > 0 { (K as i32, K as i32) } else { (p.kh as i32, p.kw as i32) };
+    let (dh, dw) = (p.dil_h as i32, p.dil_w as i32);
+    let plane = p.h * p.w;
+    // The whole ceil-mode window clipped to the padded input, for count_include_pad.
+    let (h_pad_end, w_pad_end) = (h + p.pad_b as i32, w + p.pad_r as i32);
+    let stride = grid_stride_x();
+    let mut i = global_idx_x();
+    while i < total {
+        let (rest, ox) = fd_ow.divmod(i);
+        let (pl, oy) = fd_oh.divmod(rest);
+        let y0 = (oy * p.stride_h) as i32 - p.pad_h as i32;
+        let x0 = (ox * p.stride_w) as i32 - p.pad_w as i32;
+        let src = x.add((pl * plane) as usize);
+        let mut m = f32::NEG_INFINITY;
+        let mut sum = 0.0f32;
+        // Windows wholly inside the input (most of them) skip the per-tap bounds checks,
+        // so all their loads issue back to back.
+        let inside = y0 >= 0 && y0 + (kh - 1) * dh < h && x0 >= 0 && x0 + (kw - 1) * dw < w;
+        let mut ky = 0;
+        while ky < kh {
+            let iy = y0 + ky * dh;
+            let row_ok = iy >= 0 && iy < h;
+            let row = src.wrapping_offset((iy * w) as isize);
+            let mut kx = 0;
+            while kx < kw {
+                let ix = x0 + kx * dw;
+                if inside || (row_ok && ix >= 0 && ix < w) {
+                    let v = ld_global_nc_f32(row.wrapping_offset(ix as isize));
+                    if KIND == POOL_MAX {
+                        m = max_nan(m, v);
+                    } else {
+                        sum += v;
+                    }
+                }
+                kx += 1;
+            }
+            ky += 1;
+        }
+        let out = if KIND == POOL_MAX {
+            m
+        } else {
+            // Average pooling has no dilation (ops::Pool2d rejects it): the taps inside the
+            // input are the rectangle [max(y0,0), min(y0+kh,h)) x [max(x0,0), min(x0+kw,w)).
+            let count = if p.count_include_pad != 0 {
+                ((y0 + kh).min(h_pad_end) - y0) * ((x0 + kw).min(w_pad_end) - x0)
+            } else {
+                ((y0 + kh).min(h) - y0.max(0)) * ((x0 + kw).min(w) - x0.max(0))
+            };
+            // rcp.approx (≤ 1 ulp) and a multiply: ≤ 1.5 ulp, against ~20 instructions
+            // for an IEEE division.
+            sum * crate::eltwise::rcp(count as f32)
+        };
+        *y.add(i as usize) = out;
+        i += stride;
+    }
+}
+
+/// Runs `$f::<KIND, K>` with `K` = 2 or 3 for those square windows, else 0 (runtime).
+macro_rules! dispatch_k {
+    ($p:expr, $f:ident, $kind:expr, $($arg:expr),*) => {{
+        let p = $p;
+        if p.kh == 3 && p.kw == 3 {
+            $f::<{ $kind }, 3>($($arg),*)
+        } else if p.kh == 2 && p.kw == 2 {
+            $f::<{ $kind }, 2>($($arg),*)
+        } else {
+            $f::<{ $kind }, 0>($($arg),*)
+        }
+    }};
+}
+
+/// Max pooling, NCHW f32: `y[n,c,oy,ox] = max` over the dilated window's taps that fall
+/// inside the input (padding never wins; a NaN tap propagates; a window with no tap inside
+/// gives -inf). Window start: `(oy*stride_h - pad_h, ox*stride_w - pad_w)`.
+///
+/// Thread mapping: one output element per thread per step of a grid-stride loop over
+/// `n*c*out_h*out_w` in memory order (coalesced stores; neighbouring threads read
+/// overlapping windows through the read-only cache). Any 1-D grid works.
+///
+/// # Safety
+/// `x` holds `n*c*h*w` f32, `y` holds `n*c*out_h*out_w` f32 and does not overlap `x`;
+/// `out_h`, `out_w` >= 1 and consistent with the window (the host computes them, ceil
+/// mode included); all counts < 2^31.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_max_f32_nchw(p: PoolParams, x: *const f32, y: *mut f32) {
+    unsafe { dispatch_k!(&p, window_pool, POOL_MAX, &p, x, y) }
+}
+
+/// Average pooling, NCHW f32 (no dilation): the sum of the window's taps inside the
+/// input divided by
+/// * `count_include_pad = 0`: the number of those taps;
+/// * `count_include_pad != 0`: the window clipped to the padded input,
+///   `(min(y0+kh, h+pad_b) - y0) * (min(x0+kw, w+pad_r) - x0)` with `y0 = oy*stride_h -
+///   pad_h`: padding counts, the part of a ceil-mode window hanging past the bottom/right
+///   padding does not (PyTorch's divisor).
+///
+/// Thread mapping and safety as [`pool_max_f32_nchw`]; additionally `dil_h = dil_w = 1`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_avg_f32_nchw(p: PoolParams, x: *const f32, y: *mut f32) {
+    unsafe { dispatch_k!(&p, window_pool, POOL_AVG, &p, x, y) }
+}
+
+/// Global average pooling, NCHW f32: `y[n,c] = mean(x[n,c,:,:])` (window = the whole
+/// `h x w` plane; the other geometry fields are ignored).
+///
+/// Thread mapping:
+/// * `h*w <= 64` (the 7x7 and 8x8 pools that end ResNet, MobileNet, Inception): blocks of
+///   exactly [`GLOBAL_SMALL_PLANES`] = 128 threads, each block owning 128 consecutive
+///   planes (grid-stride), staged through shared memory as described in the code: one
+///   coalesced 16-byte read of the data, one coalesced store of 128 means.
+/// * larger planes: one warp per group of [`PLANES_PER_WARP`] consecutive planes
+///   (grid-stride over groups); the lanes read each plane coalesced — 16-byte loads when
+///   `h*w % 4 == 0`, 4-byte loads otherwise — with the loads of all the group's planes
+///   issued together, accumulate in f32 and reduce with five `shfl.xor` steps per plane;
+///   lane 0 stores `sum / (h*w)`. Blocks of any multiple of 32 threads.
+///
+/// # Safety
+/// `x` holds `n*c*h*w` f32 and is 16-byte aligned; `y` holds `n*c` f32; `h*w >= 1`; all
+/// counts < 2^31.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_global_avg_f32_nchw(p: PoolParams, x: *const f32, y: *mut f32) {
+    let planes = p.n * p.c;
+    let hw = p.h * p.w;
+    let hw_f = hw as f32;
+    if hw <= GLOBAL_SMALL_HW {
+        // Small planes (7x7, 8x8): a block of GLOBAL_SMALL_PLANES threads owns that many
+        // consecutive planes — one contiguous, 16-byte aligned run of `planes * hw`
+        // elements. It is read with coalesced 16-byte loads (four in flight per thread)
+        // into shared memory (element `e` at `e + e/32`, so the stores and the per-plane
+        // reads below are (nearly) conflict-free), then thread `t` sums plane `t`.
+        let tile = shared_array!(global_avg_tile: [f32; 128 * 64 + 128 * 64 / 32]);
+        let t = thread_idx_x();
+        let pad = |e: u32| (e + (e >> 5)) as usize;
+        let mut first = block_idx_x() * GLOBAL_SMALL_PLANES;
+        while first < planes {
+            let np = (planes - first).min(GLOBAL_SMALL_PLANES);
+            let count = np * hw;
+            let src = x.add(first as usize * hw as usize);
+            let n4 = count >> 2;
+            let mut i = t;
+            while i < n4 {
+                let mut v = [f32x4::splat(0.0); 4];
+                unroll4!(U => {
+                    let j = i + U as u32 * GLOBAL_SMALL_PLANES;
+                    if j < n4 {
+                        v[U] = ld_global_nc_f32x4(src.add((j * 4) as usize));
+                    }
+                });
+                unroll4!(U => {
+                    let j = i + U as u32 * GLOBAL_SMALL_PLANES;
+                    if j < n4 {
+                        let e = j * 4;
+                        *tile.add(pad(e)) = v[U].x;
+                        *tile.add(pad(e + 1)) = v[U].y;
+                        *tile.add(pad(e + 2)) = v[U].z;
+                        *tile.add(pad(e + 3)) = v[U].w;
+                    }
+                });
+                i += 4 * GLOBAL_SMALL_PLANES;
+            }
+            let e = n4 * 4 + t;
+            if e < count {
+                *tile.add(pad(e)) = ld_global_nc_f32(src.add(e as usize));
+            }
+            sync_threads();
+            if t < np {
+                let mut s0 = 0.0f32;
+                let mut s1 = 0.0f32;
+                let base = t * hw;
+                let mut k = 0;
+                while k + 1 < hw {
+                    s0 += *tile.add(pad(base + k));
+                    s1 += *tile.add(pad(base + k + 1));
+                    k += 2;
+                }
+                if k < hw {
+                    s0 += *tile.add(pad(base + k));
+                }
+                *y.add((first + t) as usize) = (s0 + s1) / hw_f;
+            }
+            // The tile is refilled for the next run only after everyone has summed.
+            sync_threads();
+            first += grid_dim_x() * GLOBAL_SMALL_PLANES;
+        }
+        return;
+    }
+    let lane = thread_idx_x() & 31;
+    let warps_per_block = block_dim_x() >> 5;
+    let warp_stride = grid_dim_x() * warps_per_block * PLANES_PER_WARP;
+    let mut first = (block_idx_x() * warps_per_block + (thread_idx_x() >> 5)) * PLANES_PER_WARP;
+    let vec = hw & 3 == 0;
+    // Work items per plane: 16-byte vectors or elements.
+    let items = if vec { hw >> 2 } else { hw };
+    while first < planes {
+        // PLANES_PER_WARP planes at once: every lane issues its loads for all of them
+        // before adding, so a warp keeps 8 (16-byte or 4-byte) loads in flight even for
+        // 7x7 planes.
+        let mut s = [0.0f32; PLANES_PER_WARP as usize];
+        let mut j = lane;
+        while j < items {
+            let mut v = [0.0f32; PLANES_PER_WARP as usize];
+            let load = |pl: u32| {
+                let src = x.add(pl as usize * hw as usize);
+                if vec {
+                    let a = ld_global_nc_f32x4(src.add((j * 4) as usize));
+                    (a.x + a.y) + (a.z + a.w)
+                } else {
+                    ld_global_nc_f32(src.add(j as usize))
+                }
+            };
+            unroll4!(U => {
+                if first + (U as u32) < planes {
+                    v[U] = load(first + U as u32);
+                }
+                if first + (U as u32) + 4 < planes {
+                    v[U + 4] = load(first + U as u32 + 4);
+                }
+            });
+            unroll4!(U => {
+                s[U] += v[U];
+                s[U + 4] += v[U + 4];
+            });
+            j += 32;
+        }
+        unroll4!(U => {
+            let (t0, t1) = (sum_f32(s[U]), sum_f32(s[U + 4]));
+            let pl = first + U as u32;
+            if lane == 0 && pl < planes {
+                *y.add(pl as usize) = t0 / hw_f;
+            }
+            if lane == 0 && pl + 4 < planes {
+                *y.add(pl as usize + 4) = t1 / hw_f;
+            }
+        });
+        first += warp_stride;
+    }
+}
+
+/// Max or average pooling on NHWC f16, eight channels (16 bytes) per thread, f32
+/// arithmetic, one rounding to f16 at the end.
+#[inline(always)]
+unsafe fn window_pool_nhwc_f16<const KIND: u32, const K: u32>(p: &PoolParams, x: *const u16, y: *mut u16) {
+    let c8 = p.c >> 3;
+    let total = p.n * p.out_h * p.out_w * c8;
+    let (fd_c8, fd_ow, fd_oh) = (FastDiv::new(c8), FastDiv::new(p.out_w), FastDiv::new(p.out_h));
+    let (h, w) = (p.h as i32, p.w as i32);
+    let (kh, kw) = if K > 0 { (K as i32, K as i32) } else { (p.kh as i32, p.kw as i32) };
+    let (dh, dw) = (p.dil_h as i32, p.dil_w as i32);
+    let (h_pad_end, w_pad_end) = (h + p.pad_b as i32, w + p.pad_r as i32);
+    let stride = grid_stride_x();
+    let mut i = global_idx_x();
+    while i < total {
+        let (pix, cv) = fd_c8.divmod(i);
+        let (rest, ox) = fd_ow.divmod(pix);
+        let (n, oy) = fd_oh.divmod(rest);
+        let y0 = (oy * p.stride_h) as i32 - p.pad_h as i32;
+        let x0 = (ox * p.stride_w) as i32 - p.pad_w as i32;
+        // Element offset of (n, 0, 0, 8*cv).
+        let base = x.add((n * p.h * p.w * p.c + cv * 8) as usize);
+        let init = if KIND == POOL_MAX { f32::NEG_INFINITY } else { 0.0 };
+        let mut acc = [init; 8];
+        let mut ky = 0;
+        while ky < kh {
+            let iy = y0 + ky * dh;
+            let mut kx = 0;
+            while kx < kw {
+                let ix = x0 + kx * dw;
+                if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                    let v = ld_global_nc_u32x4(base.add(((iy * w + ix) as u32 * p.c) as usize) as *const u32);
+                    let words = [v.x, v.y, v.z, v.w];
+                    unroll4!(K2 => {
+                        let lo = f16::from_bits(words[K2] as u16).to_f32();
+                        let hi = f16::from_bits((words[K2] >> 16) as u16).to_f32();
+                        if KIND == POOL_MAX {
+                            acc[2 * K2] = max_nan(acc[2 * K2], lo);
+                            acc[2 * K2 + 1] = max_nan(acc[2 * K2 + 1], hi);
+                        } else {
+                            acc[2 * K2] += lo;
+                            acc[2 * K2 + 1] += hi;
+                        }
+                    });
+                }
+                kx += 1;
+            }
+            ky += 1;
+        }
+        if KIND == POOL_AVG {
+            let count = if p.count_include_pad != 0 {
+                ((y0 + kh).min(h_pad_end) - y0) * ((x0 + kw).min(w_pad_end) - x0)
+            } else {
+                ((y0 + kh).min(h) - y0.max(0)) * ((x0 + kw).min(w) - x0.max(0))
+            };
+            let inv = count as f32;
+            let mut k = 0;
+            while k < 8 {
+                acc[k] /= inv;
+                k += 1;
+            }
+        }
+        let mut out = [0u32; 4];
+        let mut k = 0;
+        while k < 4 {
+            out[k] = crate::dcore::half::half2::from_f32(acc[2 * k], acc[2 * k + 1]).0;
+            k += 1;
+        }
+        st_global_u32x4(y.add((i * 8) as usize) as *mut u32, u32x4 { x: out[0], y: out[1], z: out[2], w: out[3] });
+        i += stride;
+    }
+}
+
+/// Max pooling, NHWC f16 (same window semantics as [`pool_max_f32_nchw`]), computed in
+/// f32 and rounded once to f16 (max is exact).
+///
+/// Thread mapping: one thread per (output pixel, group of 8 channels): a 16-byte load per
+/// tap, a 16-byte store; grid-stride over `n*out_h*out_w*c/8` in memory order.
+///
+/// # Safety
+/// `c % 8 == 0`; `x` holds `n*h*w*c` f16 and `y` holds `n*out_h*out_w*c` f16, both
+/// 16-byte aligned and not overlapping; counts < 2^31.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_max_f16_nhwc(p: PoolParams, x: *const u16, y: *mut u16) {
+    unsafe { dispatch_k!(&p, window_pool_nhwc_f16, POOL_MAX, &p, x, y) }
+}
+
+/// Average pooling, NHWC f16 (divisor as [`pool_avg_f32_nchw`]), summed in f32, one
+/// rounding to f16. Mapping and safety as [`pool_max_f16_nhwc`]; `dil_h = dil_w = 1`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_avg_f16_nhwc(p: PoolParams, x: *const u16, y: *mut u16) {
+    unsafe { dispatch_k!(&p, window_pool_nhwc_f16, POOL_AVG, &p, x, y) }
+}
