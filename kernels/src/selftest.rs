@@ -9,7 +9,7 @@ use crate::dcore::atomic::*;
 use crate::dcore::mem::*;
 use crate::dcore::mma::*;
 use crate::dcore::prelude::*;
-use crate::dcore::smem::{dyn_smem_addr, ld_shared_f32x4, st_shared_f32, to_shared};
+use crate::dcore::smem::{dyn_smem_addr, ld_shared_f32x4, st_shared_f32, st_shared_f32x4, to_shared};
 use crate::dcore::warp::*;
 
 /// Per-block sums: `out_per_block[b] = Σ x[i]` over the `i < n` this block visits in a
@@ -211,8 +211,8 @@ pub unsafe extern "ptx-kernel" fn core_warp_vote(x: *const u32, out: *mut u32) {
 }
 
 /// `out[i] = 2 x[i] + 1` (one `fma`, exact like the host's `2.0 * x + 1.0` in f32) for
-/// `i < n`, staged through dynamic shared memory with `cp.async.cg` (zero-filling past
-/// `n`), read back *reversed across threads* with `ld.shared.v4`, written with
+/// `i < n`, staged through dynamic shared memory with `cp.async.cg` (whole 16-byte chunks;
+/// zero-fill for chunks past `n`; a ragged tail by plain stores), read back *reversed across threads* with `ld.shared.v4`, written with
 /// `st.global.v4`. Launch: any 1-D grid, `blockDim.x` ≥ 1, dynamic smem =
 /// `16 * blockDim.x` bytes; `x` and `out` 16-byte aligned (as `cuMemAlloc` gives).
 #[no_mangle]
@@ -226,8 +226,18 @@ pub unsafe extern "ptx-kernel" fn core_smem_copy_f32(n: u32, x: *const f32, out:
         // Stage: thread t copies x[base + 4t .. +4] into slot t.
         let j = base + 4 * tid;
         let valid = if j < n { (n - j).min(4) } else { 0 };
-        let src = if valid > 0 { unsafe { x.add(j as usize) } } else { x };
-        unsafe { cp_async::cp_async_cg_16_zfill(base_addr + 16 * tid, src, 4 * valid) };
+        let slot = base_addr + 16 * tid;
+        if valid == 4 {
+            unsafe { cp_async::cp_async_cg_16_zfill(slot, x.add(j as usize), 16) };
+        } else if valid == 0 {
+            // Source size 0: nothing is read, the slot is zero-filled.
+            unsafe { cp_async::cp_async_cg_16_zfill(slot, x, 0) };
+        } else {
+            // A partial source size (4..12 bytes) is reported by compute-sanitizer as a
+            // 16-byte read past the allocation, so a ragged tail is staged by plain loads.
+            let at = |k: u32| if k < valid { unsafe { *x.add((j + k) as usize) } } else { 0.0 };
+            unsafe { st_shared_f32x4(slot, f32x4 { x: at(0), y: at(1), z: at(2), w: at(3) }) };
+        }
         cp_async::commit_group();
         cp_async::wait_group::<0>();
         sync_threads();

@@ -365,7 +365,9 @@ fn atomics_expected(x: &[u32]) -> ([u32; 5], [f32; 3]) {
     let max_u = x.iter().copied().max().unwrap_or(0);
     let max_i = x.iter().map(|&v| v as i32).max().unwrap_or(i32::MIN) as u32;
     let vs = x.iter().map(|&v| (v & 1023) as f32 - 511.5);
-    let fsum = x.iter().map(|&v| (v & 1023) as f64).sum::<f64>() as f32;
+    // The kernel's accumulator starts at +0.0; `Iterator::sum` of floats starts at -0.0,
+    // which differs bitwise for n = 0.
+    let fsum = x.iter().fold(0.0f64, |a, &v| a + (v & 1023) as f64) as f32;
     let fmax = vs.clone().fold(f32::NEG_INFINITY, f32::max);
     let fmin = vs.fold(f32::INFINITY, f32::min);
     ([sum, max_u, max_i, n, n], [fsum, fmax, fmin])

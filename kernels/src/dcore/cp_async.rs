@@ -85,7 +85,10 @@ pub unsafe fn cp_async_cg_16<T>(dst: u32, src: *const T) {
 /// global address.
 ///
 /// # Safety
-/// See the module documentation; `src` must be valid for `src_bytes`.
+/// See the module documentation; `src` must be valid for `src_bytes`. Use `src_bytes`
+/// of 16 or 0 only: compute-sanitizer's memcheck treats a partial source size as a full
+/// 16-byte read and reports it past the end of an allocation (seen on an H200,
+/// 2026-11-27), so ragged tails should be staged with plain loads instead.
 #[inline(always)]
 pub unsafe fn cp_async_cg_16_zfill<T>(dst: u32, src: *const T, src_bytes: u32) {
     unsafe {
