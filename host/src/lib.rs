@@ -17,5 +17,6 @@ pub mod reference;
 pub mod registry;
 pub mod selftest;
 pub mod shapes;
+pub mod weights;
 
 pub use error::{Error, Result};
