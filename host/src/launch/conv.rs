@@ -10,10 +10,8 @@ use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::{Act, Conv2d, DType, Epilogue, Layout};
-use crate::params::{
-    ConvParams, ACT_CLIP, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, EPI_BIAS, EPI_RESIDUAL, EPI_SCALE_SHIFT,
-};
+use crate::ops::{Conv2d, DType, Epilogue, Layout};
+use crate::params::{ConvParams, EPI_BIAS, EPI_RESIDUAL, EPI_SCALE_SHIFT};
 use crate::registry::{self, KernelSpec, LayerType};
 
 /// Threads per block of the tile kernels (`gemm::THREADS` on the device).
@@ -149,17 +147,6 @@ pub fn pick_for(conv: &Conv2d, sm_count: u32) -> &'static KernelSpec {
     }
 }
 
-/// The device's activation code and clip bounds for `act`.
-pub fn act_fields(act: Act) -> (u32, f32, f32) {
-    match act {
-        Act::None => (ACT_NONE, 0.0, 0.0),
-        Act::Relu => (ACT_RELU, 0.0, 0.0),
-        Act::Clip { min, max } => (ACT_CLIP, min, max),
-        Act::Sigmoid => (ACT_SIGMOID, 0.0, 0.0),
-        Act::Tanh => (ACT_TANH, 0.0, 0.0),
-    }
-}
-
 fn invalid(msg: String) -> Error {
     Error::Invalid(msg)
 }
@@ -213,7 +200,7 @@ pub fn check_supported(spec: &KernelSpec, conv: &Conv2d) -> Result<()> {
 /// The kernel parameter block for `conv` with epilogue `epi`.
 pub fn conv_params(conv: &Conv2d, epi: &Epilogue) -> ConvParams {
     let (oh, ow) = conv.out_hw();
-    let (act, act_min, act_max) = act_fields(epi.act);
+    let (act, act_min, act_max) = super::act_fields(epi.act);
     let flags = if epi.bias { EPI_BIAS } else { 0 }
         | if epi.scale_shift { EPI_SCALE_SHIFT } else { 0 }
         | if epi.residual { EPI_RESIDUAL } else { 0 };
@@ -401,6 +388,8 @@ pub fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Act;
+    use crate::params::ACT_CLIP;
 
     #[test]
     fn default_variant_rule() {

@@ -12,7 +12,7 @@
 
 use cudarc::driver::{CudaView, CudaViewMut, LaunchConfig, PushKernelArg};
 
-use super::conv::act_fields;
+use super::act_fields;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::{Act, DType, Gemm, GemmC, Layout};

@@ -347,17 +347,6 @@ fn launch<P: cudarc::driver::DeviceRepr>(
         .map_err(|e| Error::Driver { context: "launching a kernel", msg: format!("{symbol}: {}", driver_msg(&e)) })
 }
 
-fn act_code(act: Act) -> Result<(u32, f32, f32)> {
-    act.validate().map_err(op_err)?;
-    Ok(match act {
-        Act::None => (ACT_NONE, 0.0, 0.0),
-        Act::Relu => (ACT_RELU, 0.0, 0.0),
-        Act::Clip { min, max } => (ACT_CLIP, min, max),
-        Act::Sigmoid => (ACT_SIGMOID, 0.0, 0.0),
-        Act::Tanh => (ACT_TANH, 0.0, 0.0),
-    })
-}
-
 fn half_suffix(dtype: DType) -> Result<&'static str> {
     match dtype {
         DType::F16 => Ok("f16"),
@@ -441,7 +430,7 @@ pub fn pool2d_f16_nhwc(gpu: &Gpu, p: &Pool2d, x: &impl DevicePtr<u16>, y: &mut i
 // Activations and add
 
 fn eltwise_params(len: usize, act: Act) -> Result<EltwiseParams> {
-    let (act, act_min, act_max) = act_code(act)?;
+    let (act, act_min, act_max) = super::act_code(act)?;
     Ok(EltwiseParams { len: check_count("elementwise", len)?, act, act_min, act_max })
 }
 
@@ -531,7 +520,7 @@ pub fn add_half(
 
 fn affine_params(p: &BatchNorm, act: Act) -> Result<ChannelAffineParams> {
     p.validate().map_err(op_err)?;
-    let (act, act_min, act_max) = act_code(act)?;
+    let (act, act_min, act_max) = super::act_code(act)?;
     check_count("batchnorm", p.len())?;
     Ok(ChannelAffineParams { n: p.n as u32, c: p.c as u32, hw: (p.h * p.w) as u32, act, act_min, act_max })
 }

@@ -34,10 +34,7 @@ use cudarc::driver::{
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::{Act, Conv2d, DType, Epilogue, Gemm, GemmC, Layout};
-use crate::params::{
-    ConvParams, GemmParams, ACT_CLIP, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, EPI_BIAS, EPI_RESIDUAL,
-    EPI_SCALE_SHIFT,
-};
+use crate::params::{ConvParams, GemmParams, EPI_BIAS, EPI_RESIDUAL, EPI_SCALE_SHIFT};
 use crate::reference;
 use crate::registry::{self, KernelSpec, LayerType};
 
@@ -142,17 +139,7 @@ pub const fn chunk_elems(dtype: DType) -> usize {
     16 / dtype.size_bytes()
 }
 
-/// `(ACT_*, act_min, act_max)` of an activation.
-pub fn act_code(act: Act) -> Result<(u32, f32, f32)> {
-    act.validate().map_err(|e| invalid(e.to_string()))?;
-    Ok(match act {
-        Act::None => (ACT_NONE, 0.0, 0.0),
-        Act::Relu => (ACT_RELU, 0.0, 0.0),
-        Act::Clip { min, max } => (ACT_CLIP, min, max),
-        Act::Sigmoid => (ACT_SIGMOID, 0.0, 0.0),
-        Act::Tanh => (ACT_TANH, 0.0, 0.0),
-    })
-}
+pub use super::act_code;
 
 const LIMIT: usize = i32::MAX as usize;
 
@@ -522,6 +509,7 @@ pub fn conv_weights_ohwi_f32(p: &Conv2d, w_oihw: &[f32]) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::{ACT_CLIP, ACT_RELU};
 
     #[test]
     fn symbols_by_alignment() {
