@@ -5,7 +5,7 @@
 //! (from [`crate::shapes`]).
 
 use super::buf::{download, poisoned_f32, upload};
-use super::{compare, CaseFn};
+use super::{compare, epi_name, shape_name, CaseFn};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::launch::conv::{
@@ -24,49 +24,6 @@ const TOL: f64 = 1e-5;
 const BIAS_RELU: Epilogue = Epilogue { bias: true, scale_shift: false, act: Act::Relu, residual: false };
 /// ResNet's bottleneck tail: folded BN + residual + ReLU.
 const BN_RES_RELU: Epilogue = Epilogue { bias: false, scale_shift: true, act: Act::Relu, residual: true };
-
-fn epi_name(e: &Epilogue) -> String {
-    let mut s = String::new();
-    if e.bias {
-        s += "+bias";
-    }
-    if e.scale_shift {
-        s += "+bn";
-    }
-    if e.residual {
-        s += "+res";
-    }
-    s += match e.act {
-        Act::None => "",
-        Act::Relu => "+relu",
-        Act::Clip { .. } => "+relu6",
-        Act::Sigmoid => "+sigmoid",
-        Act::Tanh => "+tanh",
-    };
-    if s.is_empty() {
-        "plain".into()
-    } else {
-        s[1..].into()
-    }
-}
-
-/// `n2 19->70 13x11 k3x3 s2x2 p1,1,1,1 d2x2 g2`, defaults left out.
-fn shape_name(c: &Conv2d) -> String {
-    let mut s = format!("n{} {}->{} {}x{} k{}x{}", c.n, c.c_in, c.c_out, c.h, c.w, c.kh, c.kw);
-    if (c.stride_h, c.stride_w) != (1, 1) {
-        s += &format!(" s{}x{}", c.stride_h, c.stride_w);
-    }
-    if (c.pad_t, c.pad_l, c.pad_b, c.pad_r) != (0, 0, 0, 0) {
-        s += &format!(" p{},{},{},{}", c.pad_t, c.pad_l, c.pad_b, c.pad_r);
-    }
-    if (c.dil_h, c.dil_w) != (1, 1) {
-        s += &format!(" d{}x{}", c.dil_h, c.dil_w);
-    }
-    if c.groups != 1 {
-        s += &format!(" g{}", c.groups);
-    }
-    s
-}
 
 fn push(v: &mut Vec<(String, CaseFn)>, spec: &'static KernelSpec, label: &str, conv: Conv2d, epi: Epilogue) {
     let name = format!("conv/{} {label} {} {}", spec.variant, shape_name(&conv), epi_name(&epi));

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::Error;
 use crate::gpu::Gpu;
+use crate::ops::{Act, Conv2d, Epilogue};
 
 mod conv;
 mod core;
@@ -118,6 +119,50 @@ fn cases() -> Vec<(String, CaseFn)> {
     gemm::cases(&mut v);
     tensorcore::cases(&mut v);
     v
+}
+
+/// Case-name form of an epilogue: `bias+bn+res+relu`, or `plain`.
+pub(crate) fn epi_name(e: &Epilogue) -> String {
+    let mut s = String::new();
+    if e.bias {
+        s += "+bias";
+    }
+    if e.scale_shift {
+        s += "+bn";
+    }
+    if e.residual {
+        s += "+res";
+    }
+    s += match e.act {
+        Act::None => "",
+        Act::Relu => "+relu",
+        Act::Clip { .. } => "+relu6",
+        Act::Sigmoid => "+sigmoid",
+        Act::Tanh => "+tanh",
+    };
+    if s.is_empty() {
+        "plain".into()
+    } else {
+        s[1..].into()
+    }
+}
+
+/// `n2 19->70 13x11 k3x3 s2x2 p1,1,1,1 d2x2 g2`, defaults left out.
+pub(crate) fn shape_name(c: &Conv2d) -> String {
+    let mut s = format!("n{} {}->{} {}x{} k{}x{}", c.n, c.c_in, c.c_out, c.h, c.w, c.kh, c.kw);
+    if (c.stride_h, c.stride_w) != (1, 1) {
+        s += &format!(" s{}x{}", c.stride_h, c.stride_w);
+    }
+    if (c.pad_t, c.pad_l, c.pad_b, c.pad_r) != (0, 0, 0, 0) {
+        s += &format!(" p{},{},{},{}", c.pad_t, c.pad_l, c.pad_b, c.pad_r);
+    }
+    if (c.dil_h, c.dil_w) != (1, 1) {
+        s += &format!(" d{}x{}", c.dil_h, c.dil_w);
+    }
+    if c.groups != 1 {
+        s += &format!(" g{}", c.groups);
+    }
+    s
 }
 
 /// Device-buffer helpers shared by the case files.

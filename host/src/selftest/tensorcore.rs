@@ -15,7 +15,7 @@
 use cudarc::driver::{CudaSlice, ValidAsZeroBits};
 
 use super::buf::{download, upload};
-use super::{compare, CaseFn, POISON_F32};
+use super::{compare, epi_name, shape_name, CaseFn, POISON_F32};
 use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::launch::tensorcore::{self as tc, ConvOperands, GemmTc, Launched, TcElem};
@@ -90,46 +90,6 @@ fn bad(e: impl ToString) -> Error {
 
 fn sub_seed(seed: u64, i: u64) -> u64 {
     seed.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-}
-
-fn epi_name(e: &Epilogue) -> String {
-    let mut s: Vec<&str> = Vec::new();
-    if e.bias {
-        s.push("bias");
-    }
-    if e.scale_shift {
-        s.push("bn");
-    }
-    if e.residual {
-        s.push("res");
-    }
-    s.push(match e.act {
-        Act::None => "",
-        Act::Relu => "relu",
-        Act::Clip { .. } => "relu6",
-        Act::Sigmoid => "sigmoid",
-        Act::Tanh => "tanh",
-    });
-    let s: Vec<&str> = s.into_iter().filter(|s| !s.is_empty()).collect();
-    if s.is_empty() {
-        "plain".into()
-    } else {
-        s.join("+")
-    }
-}
-
-fn shape_name(c: &Conv2d) -> String {
-    let mut s = format!("n{} {}->{} {}x{} k{}x{}", c.n, c.c_in, c.c_out, c.h, c.w, c.kh, c.kw);
-    if (c.stride_h, c.stride_w) != (1, 1) {
-        s += &format!(" s{}x{}", c.stride_h, c.stride_w);
-    }
-    if (c.pad_t, c.pad_l, c.pad_b, c.pad_r) != (0, 0, 0, 0) {
-        s += &format!(" p{},{},{},{}", c.pad_t, c.pad_l, c.pad_b, c.pad_r);
-    }
-    if (c.dil_h, c.dil_w) != (1, 1) {
-        s += &format!(" d{}x{}", c.dil_h, c.dil_w);
-    }
-    s
 }
 
 const BIAS_RELU: Epilogue = Epilogue { bias: true, scale_shift: false, act: Act::Relu, residual: false };
