@@ -163,8 +163,16 @@ pub fn kernels(out: &mut impl Write, offline: bool, arch: &str) -> Result<ExitCo
 }
 
 pub fn models(out: &mut impl Write) -> Result<ExitCode> {
+    use cnnergy_host::rewrite::{rewrite_graph, RewriteOptions};
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["model", "parameters", "GFLOPs", "layers", "kernels/inference"]);
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "model",
+        "parameters",
+        "GFLOPs",
+        "layers",
+        "kernels/inference (unfused)",
+        "kernels/inference (fused)",
+    ]);
     for name in cnnergy_host::models::NAMES {
         let g = cnnergy_host::models::build(name, 1).expect("built-in model")?;
         t.add_row(vec![
@@ -173,11 +181,69 @@ pub fn models(out: &mut impl Write) -> Result<ExitCode> {
             format!("{:.2}", 2.0 * g.macs() as f64 / 1e9),
             g.nodes.len().to_string(),
             g.kernel_layers().to_string(),
+            rewrite_graph(&g, RewriteOptions::default())?.kernel_layers().to_string(),
         ]);
     }
     writeln!(out, "{t}")?;
     writeln!(out, "GFLOPs = 2 x multiply-adds of convolutions and linear layers, batch 1, 224x224 input.")?;
-    writeln!(out, "kernels/inference: unfused graph, one launch per layer that moves data.")?;
+    writeln!(out, "kernels/inference: one launch per layer that moves data; fused = batch-norm folded, activations and residual adds in the conv epilogue.")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(
+    out: &mut impl Write,
+    model: &str,
+    device: &str,
+    batch: usize,
+    seed: u64,
+    no_fuse: bool,
+    top_layers: usize,
+) -> Result<ExitCode> {
+    use cnnergy_host::{exec_cpu, models, rewrite, weights};
+    if device != "cpu" {
+        anyhow::bail!("--device {device}: only the CPU reference backend (--device cpu) exists so far");
+    }
+    let (g, w) = if Path::new(model).is_file() {
+        // An ONNX file brings its own weights.
+        cnnergy_host::onnx::import(Path::new(model), Some(batch)).map_err(|e| anyhow::anyhow!("{model}: {e}"))?
+    } else {
+        let g = models::build(model, batch).ok_or_else(|| {
+            anyhow::anyhow!("`{model}` is neither a file nor a built-in model ({})", models::NAMES.join(", "))
+        })??;
+        let w = weights::Weights::seeded(&g, seed);
+        (g, w)
+    };
+    let opts = if no_fuse { rewrite::RewriteOptions::none() } else { rewrite::RewriteOptions::default() };
+    let (g, w) = rewrite::rewrite(&g, &w, opts)?;
+    let input = weights::seeded_input(g.tensors[g.input].dims, seed);
+    let t0 = std::time::Instant::now();
+    let (logits, mut times) = exec_cpu::run_timed(&g, &w, &input)?;
+    let total = t0.elapsed();
+    let classes = logits.len() / batch;
+    writeln!(
+        out,
+        "{model} on the CPU reference backend, batch {batch}, seed {seed}, {} graph: {:.2} s",
+        if no_fuse { "unfused" } else { "fused" },
+        total.as_secs_f64()
+    )?;
+    for (b, row) in logits.chunks(classes).enumerate().take(4) {
+        let mut idx: Vec<usize> = (0..row.len()).collect();
+        idx.sort_by(|&i, &j| row[j].total_cmp(&row[i]));
+        let top: Vec<String> = idx.iter().take(5).map(|&i| format!("{i}:{:.4}", row[i])).collect();
+        writeln!(out, "image {b}: top-5 logits {}", top.join(" "))?;
+    }
+    times.sort_by_key(|l| std::cmp::Reverse(l.elapsed));
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["layer", "op", "ms", "share"]);
+    for l in times.iter().take(top_layers) {
+        t.add_row(vec![
+            l.name.clone(),
+            l.op.to_string(),
+            format!("{:.1}", l.elapsed.as_secs_f64() * 1e3),
+            format!("{:.1}%", 100.0 * l.elapsed.as_secs_f64() / total.as_secs_f64()),
+        ]);
+    }
+    writeln!(out, "{t}")?;
     Ok(ExitCode::SUCCESS)
 }
 

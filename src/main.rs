@@ -42,6 +42,26 @@ enum Command {
     },
     /// List the built-in models: parameters, GFLOPs at 224x224, layers, kernel launches.
     Models,
+    /// Run a model once and print its top classes and per-layer times. Only the CPU
+    /// reference backend exists so far (`--device cpu`); the GPU executor is being built.
+    Run {
+        /// A built-in model name (see `cnnergy models`) or an ONNX file.
+        model: String,
+        /// Execution backend; `cpu` (f64-accumulating reference layers, slow).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Seed for the weights and the input.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Run the unfused graph (no batch-norm folding or conv+activation/residual fusion).
+        #[arg(long)]
+        no_fuse: bool,
+        /// Print the N slowest layers.
+        #[arg(long, default_value_t = 10)]
+        top_layers: usize,
+    },
     /// Time every kernel variant on the real layer shapes of built-in models.
     BenchLayers {
         /// Models (comma-separated built-in names).
@@ -81,6 +101,9 @@ fn main() -> ExitCode {
         Command::Selftest { device, filter, seed } => cmd::selftest(&mut out, device, filter.as_deref(), seed),
         Command::Kernels { offline, arch } => cmd::kernels(&mut out, offline, &arch),
         Command::Models => cmd::models(&mut out),
+        Command::Run { model, device, batch, seed, no_fuse, top_layers } => {
+            cmd::run(&mut out, &model, &device, batch, seed, no_fuse, top_layers)
+        }
         Command::BenchLayers { models, batch, filter, cases_out, json, device } => cmd::bench_layers(
             &mut out,
             &models,

@@ -31,9 +31,17 @@ pub enum WeightRole {
     BnBeta,
     BnMean,
     BnVar,
+    /// Per-output-channel epilogue scale of a conv that absorbed a batch-norm
+    /// (`gamma / sqrt(var + eps)`; see [`crate::rewrite`]).
+    Scale,
+    /// Per-output-channel epilogue shift of a conv that absorbed a batch-norm
+    /// (`beta - mean * scale`).
+    Shift,
 }
 
 impl WeightRole {
+    /// Whether the weight counts as a trainable parameter. An absorbed batch-norm's
+    /// scale and shift stand in for its gamma and beta, so they count.
     pub fn is_parameter(self) -> bool {
         !matches!(self, WeightRole::BnMean | WeightRole::BnVar)
     }
@@ -142,6 +150,22 @@ pub struct Node {
     pub inputs: Vec<TensorId>,
     pub output: TensorId,
     pub weights: Vec<Weight>,
+    /// Names of the layers a graph rewrite merged into this node (in graph order: e.g.
+    /// `["bn1", "bn1.act"]` for a conv that absorbed its batch-norm and ReLU), so reports
+    /// can say what one kernel covers. Empty for a node built as is.
+    pub fused: Vec<String>,
+}
+
+impl Node {
+    /// The node's weight with `role`, if any (a node has at most one of each role).
+    pub fn weight(&self, role: WeightRole) -> Option<&Weight> {
+        self.weights.iter().find(|w| w.role == role)
+    }
+
+    /// The node's own name followed by the names of the layers fused into it.
+    pub fn covered_layers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.fused.iter().map(String::as_str))
+    }
 }
 
 /// A model at one batch size.
@@ -209,9 +233,37 @@ impl Graph {
         (elems * dtype.size_bytes()) as u64
     }
 
-    /// Nodes that launch a kernel.
+    /// Nodes that launch a kernel: one launch per node, so after [`crate::rewrite`] a
+    /// fused conv (+ batch-norm + activation + residual add) counts once.
     pub fn kernel_layers(&self) -> usize {
         self.nodes.iter().filter(|n| n.op.launches()).count()
+    }
+
+    /// How many times each tensor is read: once per node input slot, plus one for the
+    /// graph output (so the output is never "dead").
+    pub fn use_counts(&self) -> Vec<usize> {
+        let mut uses = vec![0; self.tensors.len()];
+        for n in &self.nodes {
+            for &t in &n.inputs {
+                uses[t] += 1;
+            }
+        }
+        uses[self.output] += 1;
+        uses
+    }
+
+    /// Per tensor, the index in [`Graph::nodes`] of the last node reading it; `None` for a
+    /// tensor nobody reads. The graph output's entry is `Some(nodes.len())`: it outlives
+    /// every node. Executors free a tensor once its last reader has run.
+    pub fn last_uses(&self) -> Vec<Option<usize>> {
+        let mut last = vec![None; self.tensors.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &t in &n.inputs {
+                last[t] = Some(i);
+            }
+        }
+        last[self.output] = Some(self.nodes.len());
+        last
     }
 
     /// Checks the graph is a DAG in topological order with consistent shapes.
@@ -224,12 +276,27 @@ impl Graph {
                     return Err(OpError::Invalid { op: "graph", msg: format!("{} reads an undefined tensor", n.name) });
                 }
             }
-            if defined[n.output] {
+            if defined.get(n.output).copied().unwrap_or(true) {
                 return Err(OpError::Invalid { op: "graph", msg: format!("{} rewrites tensor {}", n.name, n.output) });
+            }
+            if let Op::Conv { epi, .. } = &n.op {
+                let want = 1 + epi.residual as usize;
+                if n.inputs.len() != want {
+                    return Err(OpError::Invalid {
+                        op: "graph",
+                        msg: format!("{}: conv has {} inputs, its epilogue needs {want}", n.name, n.inputs.len()),
+                    });
+                }
+                if epi.residual && self.tensors[n.inputs[1]].dims != self.tensors[n.output].dims {
+                    return Err(OpError::Invalid {
+                        op: "graph",
+                        msg: format!("{}: residual input is not shaped like the output", n.name),
+                    });
+                }
             }
             defined[n.output] = true;
         }
-        if !defined[self.output] {
+        if !defined.get(self.output).copied().unwrap_or(false) {
             return Err(OpError::Invalid { op: "graph", msg: "the output tensor is never produced".into() });
         }
         Ok(())
@@ -266,7 +333,7 @@ impl Builder {
     fn push(&mut self, name: &str, op: Op, inputs: Vec<TensorId>, dims: Dims, weights: Vec<Weight>) -> TensorId {
         let out = self.g.tensors.len();
         self.g.tensors.push(TensorInfo { name: name.to_string(), dims });
-        self.g.nodes.push(Node { name: name.to_string(), op, inputs, output: out, weights });
+        self.g.nodes.push(Node { name: name.to_string(), op, inputs, output: out, weights, fused: Vec::new() });
         out
     }
 

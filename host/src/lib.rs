@@ -5,16 +5,19 @@
 //! driver or toolkit library is an error naming the library, never a panic.
 pub mod bench;
 pub mod error;
+pub mod exec_cpu;
 pub mod gpu;
 pub mod graph;
 pub mod launch;
 pub mod libs;
 pub mod models;
+pub mod onnx;
 pub mod ops;
 pub mod params;
 pub mod ptxas;
 pub mod reference;
 pub mod registry;
+pub mod rewrite;
 pub mod selftest;
 pub mod shapes;
 pub mod weights;

@@ -1,4 +1,5 @@
-//! The six built-in CNNs, as torchvision defines them (weights=None), at 224×224.
+//! The six built-in CNNs, as torchvision defines them (weights=None), at 224×224
+//! ([`build`]), or at another square input size for tests ([`build_with_input`]).
 //!
 //! Each builder follows torchvision's module structure and names layers after its
 //! `state_dict` keys (`layer1.0.conv1`, `features.3`, ...), so traces and ONNX exports of
@@ -11,15 +12,27 @@ use crate::ops::{Act, Conv2d, OpError, Pool2d};
 /// Built-in model names, in listing order.
 pub const NAMES: &[&str] = &["alexnet", "vgg16", "resnet50", "googlenet", "mobilenet_v2", "squeezenet1_0"];
 
-/// Builds a built-in model at `batch`; `None` for an unknown name.
+/// Builds a built-in model at `batch`, 224×224 input; `None` for an unknown name.
 pub fn build(name: &str, batch: usize) -> Option<Result<Graph, OpError>> {
+    build_with_input(name, batch, INPUT)
+}
+
+/// Builds a built-in model at `batch` with an `hw`×`hw` input (so tests can run whole
+/// networks on small images); `None` for an unknown name, an error when a layer does not
+/// fit. Smallest sizes that build: alexnet 63, vgg16 32, resnet50 1, googlenet 31,
+/// mobilenet_v2 1, squeezenet1_0 29 (checked in the tests below).
+///
+/// Only 224 is torchvision's model: AlexNet's and VGG's `AdaptiveAvgPool2d` is the
+/// identity there and stays an identity at other sizes, so their first linear layer's
+/// `in_features` follows the input size.
+pub fn build_with_input(name: &str, batch: usize, hw: usize) -> Option<Result<Graph, OpError>> {
     Some(match name {
-        "alexnet" => alexnet(batch),
-        "vgg16" => vgg16(batch),
-        "resnet50" => resnet50(batch),
-        "googlenet" => googlenet(batch),
-        "mobilenet_v2" | "mobilenetv2" => mobilenet_v2(batch),
-        "squeezenet1_0" | "squeezenet" => squeezenet1_0(batch),
+        "alexnet" => alexnet_at(batch, hw),
+        "vgg16" => vgg16_at(batch, hw),
+        "resnet50" => resnet50_at(batch, hw),
+        "googlenet" => googlenet_at(batch, hw),
+        "mobilenet_v2" | "mobilenetv2" => mobilenet_v2_at(batch, hw),
+        "squeezenet1_0" | "squeezenet" => squeezenet1_0_at(batch, hw),
         _ => return None,
     })
 }
@@ -82,7 +95,11 @@ fn classifier(
 }
 
 pub fn alexnet(batch: usize) -> Result<Graph, OpError> {
-    let (mut b, x) = Builder::new("alexnet", [batch, 3, INPUT, INPUT]);
+    alexnet_at(batch, INPUT)
+}
+
+pub fn alexnet_at(batch: usize, hw: usize) -> Result<Graph, OpError> {
+    let (mut b, x) = Builder::new("alexnet", [batch, 3, hw, hw]);
     let x = conv_relu(&mut b, x, "features.0", 64, k(11, 4, 2))?;
     let x = b.pool(x, "features.2", max_pool(3, 2, 0, false))?;
     let x = conv_relu(&mut b, x, "features.3", 192, k(5, 1, 2))?;
@@ -102,7 +119,11 @@ pub fn alexnet(batch: usize) -> Result<Graph, OpError> {
 }
 
 pub fn vgg16(batch: usize) -> Result<Graph, OpError> {
-    let (mut b, mut x) = Builder::new("vgg16", [batch, 3, INPUT, INPUT]);
+    vgg16_at(batch, INPUT)
+}
+
+pub fn vgg16_at(batch: usize, hw: usize) -> Result<Graph, OpError> {
+    let (mut b, mut x) = Builder::new("vgg16", [batch, 3, hw, hw]);
     let cfg: &[usize] = &[64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
     let mut idx = 0;
     for &c in cfg {
@@ -122,7 +143,11 @@ pub fn vgg16(batch: usize) -> Result<Graph, OpError> {
 }
 
 pub fn resnet50(batch: usize) -> Result<Graph, OpError> {
-    let (mut b, x) = Builder::new("resnet50", [batch, 3, INPUT, INPUT]);
+    resnet50_at(batch, INPUT)
+}
+
+pub fn resnet50_at(batch: usize, hw: usize) -> Result<Graph, OpError> {
+    let (mut b, x) = Builder::new("resnet50", [batch, 3, hw, hw]);
     let eps = 1e-5;
     let mut x = conv_bn(&mut b, x, "conv1", "bn1", 64, k(7, 2, 3), eps, Act::Relu)?;
     x = b.pool(x, "maxpool", max_pool(3, 2, 1, false))?;
@@ -155,7 +180,11 @@ pub fn resnet50(batch: usize) -> Result<Graph, OpError> {
 }
 
 pub fn googlenet(batch: usize) -> Result<Graph, OpError> {
-    let (mut b, x) = Builder::new("googlenet", [batch, 3, INPUT, INPUT]);
+    googlenet_at(batch, INPUT)
+}
+
+pub fn googlenet_at(batch: usize, hw: usize) -> Result<Graph, OpError> {
+    let (mut b, x) = Builder::new("googlenet", [batch, 3, hw, hw]);
     let eps = 1e-3;
     let basic = |b: &mut Builder, x, name: &str, c_out, spec| {
         conv_bn(b, x, &format!("{name}.conv"), &format!("{name}.bn"), c_out, spec, eps, Act::Relu)
@@ -203,7 +232,11 @@ pub fn googlenet(batch: usize) -> Result<Graph, OpError> {
 }
 
 pub fn mobilenet_v2(batch: usize) -> Result<Graph, OpError> {
-    let (mut b, x) = Builder::new("mobilenet_v2", [batch, 3, INPUT, INPUT]);
+    mobilenet_v2_at(batch, INPUT)
+}
+
+pub fn mobilenet_v2_at(batch: usize, hw: usize) -> Result<Graph, OpError> {
+    let (mut b, x) = Builder::new("mobilenet_v2", [batch, 3, hw, hw]);
     let (eps, relu6) = (1e-5, Act::RELU6);
     let mut x = conv_bn(&mut b, x, "features.0.0", "features.0.1", 32, k(3, 2, 1), eps, relu6)?;
     let mut in_c = 32;
@@ -242,7 +275,11 @@ pub fn mobilenet_v2(batch: usize) -> Result<Graph, OpError> {
 }
 
 pub fn squeezenet1_0(batch: usize) -> Result<Graph, OpError> {
-    let (mut b, x) = Builder::new("squeezenet1_0", [batch, 3, INPUT, INPUT]);
+    squeezenet1_0_at(batch, INPUT)
+}
+
+pub fn squeezenet1_0_at(batch: usize, hw: usize) -> Result<Graph, OpError> {
+    let (mut b, x) = Builder::new("squeezenet1_0", [batch, 3, hw, hw]);
     let mut x = conv_relu(&mut b, x, "features.0", 96, k(7, 2, 0))?;
     let fire = |b: &mut Builder, x, idx: usize, sq: usize, e1: usize, e3: usize| -> Result<TensorId, OpError> {
         let p = format!("features.{idx}");
@@ -326,5 +363,27 @@ mod tests {
     #[test]
     fn unknown_model_is_none() {
         assert!(build("lenet", 1).is_none());
+        assert!(build_with_input("lenet", 1, 64).is_none());
+    }
+
+    /// The minimum input sizes `build_with_input` documents: the smallest that builds,
+    /// and every size from there to 70 builds too.
+    #[test]
+    fn smallest_input_sizes() {
+        for (name, min) in [
+            ("alexnet", 63),
+            ("vgg16", 32),
+            ("resnet50", 1),
+            ("googlenet", 31),
+            ("mobilenet_v2", 1),
+            ("squeezenet1_0", 29),
+        ] {
+            let ok = |hw| build_with_input(name, 1, hw).unwrap().is_ok();
+            assert!(min == 1 || !ok(min - 1), "{name} builds at {}", min - 1);
+            for hw in min..=70 {
+                assert!(ok(hw), "{name} fails at {hw}");
+            }
+            assert_eq!(build_with_input(name, 1, 224).unwrap().unwrap(), build(name, 1).unwrap().unwrap());
+        }
     }
 }
