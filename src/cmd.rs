@@ -190,19 +190,29 @@ pub fn models(out: &mut impl Write) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run(
-    out: &mut impl Write,
+/// `cnnergy run`'s arguments.
+pub struct RunArgs {
+    pub model: String,
+    pub device: String,
+    pub batch: usize,
+    pub seed: u64,
+    pub no_fuse: bool,
+    pub top_layers: usize,
+    pub dtype: String,
+    pub variants: String,
+    pub graphs: bool,
+    pub iters: Option<usize>,
+    pub check: bool,
+}
+
+/// The graph (rewritten unless `no_fuse`) and weights of a built-in model or ONNX file.
+fn load_model(
     model: &str,
-    device: &str,
     batch: usize,
     seed: u64,
     no_fuse: bool,
-    top_layers: usize,
-) -> Result<ExitCode> {
-    use cnnergy_host::{exec_cpu, models, rewrite, weights};
-    if device != "cpu" {
-        anyhow::bail!("--device {device}: only the CPU reference backend (--device cpu) exists so far");
-    }
+) -> Result<(cnnergy_host::graph::Graph, cnnergy_host::weights::Weights)> {
+    use cnnergy_host::{models, rewrite, weights};
     let (g, w) = if Path::new(model).is_file() {
         // An ONNX file brings its own weights.
         cnnergy_host::onnx::import(Path::new(model), Some(batch)).map_err(|e| anyhow::anyhow!("{model}: {e}"))?
@@ -214,24 +224,41 @@ pub fn run(
         (g, w)
     };
     let opts = if no_fuse { rewrite::RewriteOptions::none() } else { rewrite::RewriteOptions::default() };
-    let (g, w) = rewrite::rewrite(&g, &w, opts)?;
+    Ok(rewrite::rewrite(&g, &w, opts)?)
+}
+
+fn print_top5(out: &mut impl Write, logits: &[f32], batch: usize) -> Result<()> {
+    let classes = logits.len() / batch.max(1);
+    for (b, row) in logits.chunks(classes.max(1)).enumerate().take(4) {
+        let mut idx: Vec<usize> = (0..row.len()).collect();
+        idx.sort_by(|&i, &j| row[j].total_cmp(&row[i]));
+        let top: Vec<String> = idx.iter().take(5).map(|&i| format!("{i}:{:.4}", row[i])).collect();
+        writeln!(out, "image {b}: top-5 logits {}", top.join(" "))?;
+    }
+    Ok(())
+}
+
+pub fn run(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
+    use cnnergy_host::{exec_cpu, weights};
+    let (model, batch, seed, no_fuse, top_layers) = (a.model.as_str(), a.batch, a.seed, a.no_fuse, a.top_layers);
+    if a.device == "gpu" || a.device.starts_with("gpu:") {
+        return run_gpu(out, a);
+    }
+    if a.device != "cpu" {
+        anyhow::bail!("--device {}: expected cpu, gpu or gpu:N", a.device);
+    }
+    let (g, w) = load_model(model, batch, seed, no_fuse)?;
     let input = weights::seeded_input(g.tensors[g.input].dims, seed);
     let t0 = std::time::Instant::now();
     let (logits, mut times) = exec_cpu::run_timed(&g, &w, &input)?;
     let total = t0.elapsed();
-    let classes = logits.len() / batch;
     writeln!(
         out,
         "{model} on the CPU reference backend, batch {batch}, seed {seed}, {} graph: {:.2} s",
         if no_fuse { "unfused" } else { "fused" },
         total.as_secs_f64()
     )?;
-    for (b, row) in logits.chunks(classes).enumerate().take(4) {
-        let mut idx: Vec<usize> = (0..row.len()).collect();
-        idx.sort_by(|&i, &j| row[j].total_cmp(&row[i]));
-        let top: Vec<String> = idx.iter().take(5).map(|&i| format!("{i}:{:.4}", row[i])).collect();
-        writeln!(out, "image {b}: top-5 logits {}", top.join(" "))?;
-    }
+    print_top5(out, &logits, batch)?;
     times.sort_by_key(|l| std::cmp::Reverse(l.elapsed));
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["layer", "op", "ms", "share"]);
@@ -244,6 +271,69 @@ pub fn run(
         ]);
     }
     writeln!(out, "{t}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cnnergy run --device gpu`: builds a plan, optionally checks it against the CPU
+/// reference, runs once for the logits, then times batches with CUDA events.
+fn run_gpu(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
+    use cnnergy_host::exec_gpu::{self, ExecOptions, Plan};
+    use cnnergy_host::ops::DType;
+    use cnnergy_host::weights;
+    let ordinal: usize = match a.device.strip_prefix("gpu:") {
+        Some(n) => n.parse().map_err(|_| anyhow::anyhow!("--device {}: expected gpu:N", a.device))?,
+        None => 0,
+    };
+    let dtype = match a.dtype.as_str() {
+        "f32" | "fp32" => DType::F32,
+        "f16" | "fp16" => DType::F16,
+        d => anyhow::bail!("--dtype {d}: expected f32 or f16"),
+    };
+    let opts = ExecOptions::new(dtype).with_variants(&a.variants)?;
+    let gpu = Gpu::open(ordinal, cnnergy::ptx::module_set())?;
+    if a.check {
+        let (g1, w1) = load_model(&a.model, 1, a.seed, a.no_fuse)?;
+        let rel = exec_gpu::check_against_cpu(&gpu, &g1, &w1, &opts, a.seed)?;
+        writeln!(out, "check: batch 1 {:?} GPU logits vs CPU reference: relative L2 {rel:.3e} (ok)", dtype)?;
+    }
+    let (g, w) = load_model(&a.model, a.batch, a.seed, a.no_fuse)?;
+    let plan = Plan::new(&gpu, &g, &w, &opts)?;
+    let input = weights::seeded_input(g.tensors[g.input].dims, a.seed);
+    let logits = plan.run(&input)?;
+    let mib = |b: usize| b as f64 / 1048576.0;
+    writeln!(
+        out,
+        "{} on {} (GPU {}), batch {}, {:?}, {} graph, {} launches{}",
+        a.model,
+        gpu.info.name,
+        ordinal,
+        a.batch,
+        dtype,
+        if a.no_fuse { "unfused" } else { "fused" },
+        plan.blueprint.launches.len(),
+        if a.graphs { ", CUDA graph" } else { "" }
+    )?;
+    print_top5(out, &logits, a.batch)?;
+    let graph = if a.graphs { Some(plan.capture()?) } else { None };
+    let mut ms = plan.time_batches(graph.as_ref(), a.iters)?;
+    let iters = ms.len();
+    ms.sort_by(f64::total_cmp);
+    let median = ms[ms.len() / 2];
+    let p95 = ms[((ms.len() as f64 * 0.95).ceil() as usize).clamp(1, ms.len()) - 1];
+    let (free, total) = plan.mem_info()?;
+    writeln!(
+        out,
+        "latency per batch: median {median:.3} ms, p95 {p95:.3} ms over {iters} batches; {:.1} images/s",
+        a.batch as f64 * 1000.0 / median
+    )?;
+    writeln!(
+        out,
+        "device memory: activations {:.1} MiB (peak, reused buffers), weights {:.1} MiB; device in use {:.0} of {:.0} MiB",
+        mib(plan.peak_activation_bytes()),
+        mib(plan.weight_bytes()),
+        mib(total - free),
+        mib(total)
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -42,12 +42,14 @@ enum Command {
     },
     /// List the built-in models: parameters, GFLOPs at 224x224, layers, kernel launches.
     Models,
-    /// Run a model once and print its top classes and per-layer times. Only the CPU
-    /// reference backend exists so far (`--device cpu`); the GPU executor is being built.
+    /// Run a model and print its top classes: on the CPU reference backend (`--device
+    /// cpu`, per-layer times) or on a GPU with cnnergy's kernels (`--device gpu`, batch
+    /// latency, throughput and device memory).
     Run {
         /// A built-in model name (see `cnnergy models`) or an ONNX file.
         model: String,
-        /// Execution backend; `cpu` (f64-accumulating reference layers, slow).
+        /// Execution backend: `cpu` (f64-accumulating reference layers, slow) or `gpu`
+        /// (`gpu:N` for CUDA ordinal N).
         #[arg(long, default_value = "cpu")]
         device: String,
         #[arg(long, default_value_t = 1)]
@@ -58,9 +60,25 @@ enum Command {
         /// Run the unfused graph (no batch-norm folding or conv+activation/residual fusion).
         #[arg(long)]
         no_fuse: bool,
-        /// Print the N slowest layers.
+        /// Print the N slowest layers (CPU).
         #[arg(long, default_value_t = 10)]
         top_layers: usize,
+        /// GPU precision: f32 (SIMT kernels, NCHW) or f16 (tensor cores, NHWC).
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// GPU: kernel variant overrides, e.g. `conv=implicit_gemm_64,gemm=simt`.
+        #[arg(long, default_value = "")]
+        variants: String,
+        /// GPU: replay one captured CUDA graph per batch instead of launching each kernel.
+        #[arg(long)]
+        graphs: bool,
+        /// GPU: timed batches (default: enough for at least one second).
+        #[arg(long)]
+        iters: Option<usize>,
+        /// GPU: first compare the logits against the CPU reference at batch 1 and print the
+        /// relative L2 error (fails above 1e-4 for f32, 1e-2 for f16).
+        #[arg(long)]
+        check: bool,
     },
     /// Time every kernel variant on the real layer shapes of built-in models.
     BenchLayers {
@@ -101,8 +119,23 @@ fn main() -> ExitCode {
         Command::Selftest { device, filter, seed } => cmd::selftest(&mut out, device, filter.as_deref(), seed),
         Command::Kernels { offline, arch } => cmd::kernels(&mut out, offline, &arch),
         Command::Models => cmd::models(&mut out),
-        Command::Run { model, device, batch, seed, no_fuse, top_layers } => {
-            cmd::run(&mut out, &model, &device, batch, seed, no_fuse, top_layers)
+        Command::Run { model, device, batch, seed, no_fuse, top_layers, dtype, variants, graphs, iters, check } => {
+            cmd::run(
+                &mut out,
+                &cmd::RunArgs {
+                    model,
+                    device,
+                    batch,
+                    seed,
+                    no_fuse,
+                    top_layers,
+                    dtype,
+                    variants,
+                    graphs,
+                    iters,
+                    check,
+                },
+            )
         }
         Command::BenchLayers { models, batch, filter, cases_out, json, device } => cmd::bench_layers(
             &mut out,

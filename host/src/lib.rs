@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod error;
 pub mod exec_cpu;
+pub mod exec_gpu;
 pub mod gpu;
 pub mod graph;
 pub mod launch;

@@ -1,0 +1,230 @@
+//! The GPU executor's device-independent parts: kernel choice, the memory plan, the
+//! precomputed launch list (run by the CPU emulator against the CPU reference backend)
+//! and the NHWC weight permutation. No GPU needed.
+
+use cnnergy_host::exec_cpu;
+use cnnergy_host::exec_gpu::{
+    blueprint, emulate, live_ranges, permute_linear_nhwc, plan_memory, rel_l2, select_kernels, ExecOptions, Kernel,
+    Step,
+};
+use cnnergy_host::graph::{Builder, Graph, Op};
+use cnnergy_host::models;
+use cnnergy_host::ops::{Act, Conv2d, DType, Pool2d};
+use cnnergy_host::registry::LayerType;
+use cnnergy_host::rewrite::{self, RewriteOptions};
+use cnnergy_host::weights::{seeded_input, Weights};
+
+/// Small inputs that still exercise every layer (the reference convs are slow in debug
+/// builds); the spatial-flatten permutation has its own test below.
+fn small(name: &str) -> (usize, usize) {
+    match name {
+        "alexnet" => (2, 64),
+        "vgg16" | "resnet50" | "mobilenet_v2" => (1, 32),
+        _ => (2, 32),
+    }
+}
+
+fn graphs() -> Vec<(String, Graph)> {
+    let mut out = Vec::new();
+    for &name in models::NAMES {
+        let (batch, hw) = small(name);
+        let g = models::build_with_input(name, batch, hw).unwrap().unwrap();
+        let fused = rewrite::rewrite_graph(&g, RewriteOptions::default()).unwrap();
+        out.push((format!("{name} unfused"), g));
+        out.push((format!("{name} fused"), fused));
+    }
+    out
+}
+
+#[test]
+fn memory_plan_never_overlaps_live_tensors() {
+    for (label, g) in graphs() {
+        for elem in [2, 4] {
+            let m = plan_memory(&g, elem);
+            let (root, range) = live_ranges(&g);
+            assert_eq!(m.root, root);
+            let roots: Vec<usize> = (0..g.tensors.len()).filter(|&t| root[t] == t).collect();
+            for &t in &roots {
+                let need = g.tensors[t].dims.iter().product::<usize>() * elem;
+                assert!(m.slot_bytes[m.slot_of[t]] >= need, "{label}: slot too small for {}", g.tensors[t].name);
+            }
+            for (i, &a) in roots.iter().enumerate() {
+                for &b in &roots[i + 1..] {
+                    if m.slot_of[a] == m.slot_of[b] {
+                        let (ra, rb) = (range[a], range[b]);
+                        assert!(
+                            ra.1 < rb.0 || rb.1 < ra.0,
+                            "{label}: {} {ra:?} and {} {rb:?} share slot {}",
+                            g.tensors[a].name,
+                            g.tensors[b].name,
+                            m.slot_of[a]
+                        );
+                    }
+                }
+            }
+            // Aliases share their input's slot.
+            for n in &g.nodes {
+                if matches!(n.op, Op::Flatten | Op::Identity) {
+                    assert_eq!(m.slot_of[n.output], m.slot_of[n.inputs[0]], "{label}");
+                }
+            }
+            assert!(m.peak_activation_bytes <= m.naive_bytes, "{label}");
+            assert!(m.slot_bytes.len() < roots.len().max(2), "{label}: no reuse");
+        }
+    }
+}
+
+#[test]
+fn memory_plan_reuses_buffers_in_a_chain() {
+    // A plain chain needs the input (kept for replays) and two ping-pong buffers.
+    let g = models::build_with_input("vgg16", 1, 32).unwrap().unwrap();
+    let m = plan_memory(&g, 4);
+    assert_eq!(m.slot_bytes.len(), 3, "{:?}", m.slot_bytes);
+    assert!(m.peak_activation_bytes * 2 < m.naive_bytes);
+}
+
+#[test]
+fn every_node_gets_a_kernel() {
+    for (label, g) in graphs() {
+        for dtype in [DType::F32, DType::F16] {
+            let ks = select_kernels(&g, &ExecOptions::new(dtype), 132).unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(ks.len(), g.nodes.len());
+            for (n, k) in g.nodes.iter().zip(&ks) {
+                match (&n.op, k, dtype) {
+                    (Op::Flatten | Op::Identity, Kernel::Alias, _) => {}
+                    (Op::Conv { .. }, Kernel::ConvSimt(_), DType::F32) => {}
+                    (Op::Conv { conv, .. }, Kernel::ConvTc, DType::F16) => assert_eq!(conv.groups, 1),
+                    (Op::Conv { conv, .. }, Kernel::Island(k), DType::F16) => {
+                        assert!(conv.groups > 1 && matches!(**k, Kernel::ConvSimt(_)), "{label} {}", n.name)
+                    }
+                    (Op::Linear { .. }, Kernel::GemmSimt(_), DType::F32) => {}
+                    (Op::Linear { .. }, Kernel::GemmTc, DType::F16) => {}
+                    (_, Kernel::Memory, _) => {}
+                    (
+                        Op::Concat | Op::BatchNorm(_) | Op::Lrn(_) | Op::Softmax(_) | Op::Pool(_),
+                        Kernel::Island(_),
+                        DType::F16,
+                    ) => {}
+                    (op, k, d) => panic!("{label} {d:?}: {} got {}", n.name, k.describe(op)),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn variant_overrides_and_clear_errors() {
+    let g = models::build_with_input("mobilenet_v2", 1, 32).unwrap().unwrap();
+    let opts = ExecOptions::new(DType::F32).with_variants("conv=direct").unwrap();
+    let ks = select_kernels(&g, &opts, 132).unwrap();
+    assert!(ks.iter().all(|k| !matches!(k, Kernel::ConvSimt(s) if s.variant != "direct")));
+    // pointwise cannot run the 3x3 stem: the error names the layer and the op.
+    let opts = ExecOptions::new(DType::F32).with_variants("conv=pointwise").unwrap();
+    let e = select_kernels(&g, &opts, 132).unwrap_err().to_string();
+    assert!(e.contains("layer `") && e.contains("(Conv)") && e.contains("pointwise needs"), "{e}");
+    let opts = ExecOptions { dtype: DType::F32, variants: vec![(LayerType::Conv, "nope".into())] };
+    assert!(select_kernels(&g, &opts, 132).unwrap_err().to_string().contains("is not one of"));
+    // The tensor-core variant forced on depthwise convs.
+    let opts = ExecOptions::new(DType::F16).with_variants("conv=implicit_gemm_tc").unwrap();
+    let e = select_kernels(&g, &opts, 132).unwrap_err().to_string();
+    assert!(e.contains("does not run grouped convs"), "{e}");
+    assert!(select_kernels(&g, &ExecOptions::new(DType::BF16), 132).is_err());
+    // A softmax over a spatial axis has no kernel.
+    let (mut b, x) = Builder::new("sm", [1, 4, 2, 2]);
+    let s = b.softmax(x, "softmax").unwrap();
+    let g = b.finish(s).unwrap();
+    let e = select_kernels(&g, &ExecOptions::new(DType::F32), 132).unwrap_err().to_string();
+    assert!(e.contains("layer `softmax` (Softmax)"), "{e}");
+}
+
+/// The launch list, run by the CPU emulator (buffers poisoned, memory reuse as planned),
+/// matches the CPU reference backend: f32 to rounding, f16 to 1e-2.
+fn emulated_matches(model: &str) {
+    // VGG's unfused graph adds nothing the fused one lacks but doubles the (slow, debug)
+    // reference convs.
+    let keep = |l: &str| l.split(' ').next() == Some(model) && !(model == "vgg16" && l.ends_with("unfused"));
+    for (label, g) in graphs().into_iter().filter(|(l, _)| keep(l)) {
+        let w = Weights::seeded(&g, 7);
+        let input = seeded_input(g.tensors[g.input].dims, 7);
+        let want = exec_cpu::run(&g, &w, &input).unwrap();
+        for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 1e-2)] {
+            let bp = blueprint(&g, &w, &ExecOptions::new(dtype), 132).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let got = emulate(&bp, &input).unwrap_or_else(|e| panic!("{label} {dtype:?}: {e}"));
+            let rel = rel_l2(&got, &want).unwrap_or_else(|e| panic!("{label} {dtype:?}: {e}"));
+            assert!(rel < tol, "{label} {dtype:?}: rel L2 {rel:e}");
+            // Buffers referenced exist and are large enough.
+            assert!(bp.launches.iter().all(|l| l.layer_id == u32::MAX || (l.layer_id as usize) < g.nodes.len()));
+        }
+    }
+}
+
+#[test]
+fn emulated_alexnet() {
+    emulated_matches("alexnet");
+}
+#[test]
+fn emulated_vgg16() {
+    emulated_matches("vgg16");
+}
+#[test]
+fn emulated_resnet50() {
+    emulated_matches("resnet50");
+}
+#[test]
+fn emulated_googlenet() {
+    emulated_matches("googlenet");
+}
+#[test]
+fn emulated_mobilenet_v2() {
+    emulated_matches("mobilenet_v2");
+}
+#[test]
+fn emulated_squeezenet() {
+    emulated_matches("squeezenet1_0");
+}
+
+#[test]
+fn spatial_flatten_linear_gets_nhwc_weights_in_f16() {
+    // conv -> [1, 8, 3, 3] -> flatten -> linear: the f16 plan must permute the weight.
+    let (mut b, x) = Builder::new("flat", [2, 3, 5, 5]);
+    let c = b.conv(x, "conv", 8, Conv2d::new(0, 0, 0, 0, 0, 3, 3), true).unwrap();
+    let r = b.act(c, "relu", Act::Relu).unwrap();
+    let p = b.pool(r, "pool", Pool2d::max(0, 0, 0, 0, 1, 1)).unwrap();
+    let f = b.flatten(p, "flatten");
+    let l = b.linear(f, "fc", 10, true).unwrap();
+    let g = b.finish(l).unwrap();
+    let w = Weights::seeded(&g, 3);
+    let bp = blueprint(&g, &w, &ExecOptions::new(DType::F16), 132).unwrap();
+    let fc = w.get("fc.weight").unwrap();
+    let perm = permute_linear_nhwc(fc, 10, [8, 3, 3]).unwrap();
+    let Some(Step::GemmTc { w: wi, .. }) =
+        bp.launches.iter().map(|l| &l.step).find(|s| matches!(s, Step::GemmTc { .. }))
+    else {
+        panic!("no tensor-core gemm")
+    };
+    assert_eq!(bp.w16[*wi], cnnergy_host::reference::f32_to_f16_bits(&perm));
+    let input = seeded_input([2, 3, 5, 5], 3);
+    let want = exec_cpu::run(&g, &w, &input).unwrap();
+    let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
+    assert!(rel < 1e-2, "{rel}");
+    // Without the permutation the answer is wrong: the check has teeth.
+    let mut bad = blueprint(&g, &w, &ExecOptions::new(DType::F16), 132).unwrap();
+    bad.w16[*wi] = cnnergy_host::reference::f32_to_f16_bits(fc);
+    let rel = rel_l2(&emulate(&bad, &input).unwrap(), &want).unwrap();
+    assert!(rel > 0.05, "{rel}");
+}
+
+#[test]
+fn weights_and_buffers_are_accounted() {
+    let g = models::build_with_input("resnet50", 1, 32).unwrap().unwrap();
+    let g = rewrite::rewrite_graph(&g, RewriteOptions::default()).unwrap();
+    let w = Weights::seeded(&g, 1);
+    let params: usize = g.nodes.iter().flat_map(|n| &n.weights).map(|w| w.len()).sum();
+    let bp = blueprint(&g, &w, &ExecOptions::new(DType::F32), 132).unwrap();
+    assert_eq!(bp.weight_bytes, params * 4);
+    let bp16 = blueprint(&g, &w, &ExecOptions::new(DType::F16), 132).unwrap();
+    assert!(bp16.weight_bytes < bp.weight_bytes);
+    assert!(bp16.activation_bytes() > 0 && bp.activation_bytes() > 0);
+    // One launch per kernel layer in f32 (no conversions).
+    assert_eq!(bp.launches.len(), g.kernel_layers());
+}
