@@ -1,10 +1,17 @@
 //! One function per subcommand. Each writes to `out` and returns the exit code.
 
+pub mod calibrate;
+pub mod diff;
+pub mod export;
+pub mod profile;
+pub mod report;
+pub mod tradeoff;
+
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cnnergy_host::gpu::{self, Gpu};
 use cnnergy_host::libs::{self, Lib};
 use cnnergy_host::selftest;
@@ -203,10 +210,44 @@ pub struct RunArgs {
     pub graphs: bool,
     pub iters: Option<usize>,
     pub check: bool,
+    /// Raw little-endian f32 NCHW input (default: the seeded input).
+    pub input: Option<PathBuf>,
+    /// Write the logits here as raw little-endian f32.
+    pub logits_out: Option<PathBuf>,
+    /// Write the timing summary here as JSON (GPU).
+    pub json: Option<PathBuf>,
+}
+
+/// The model input: `--input FILE` (raw little-endian f32, exactly `dims` elements) or the seeded input.
+fn model_input(a: &RunArgs, dims: [usize; 4]) -> Result<Vec<f32>> {
+    let Some(path) = &a.input else { return Ok(cnnergy_host::weights::seeded_input(dims, a.seed)) };
+    let bytes = std::fs::read(path).with_context(|| format!("reading --input {}", path.display()))?;
+    let n: usize = dims.iter().product();
+    if bytes.len() != n * 4 {
+        anyhow::bail!(
+            "--input {}: {} bytes, expected {} (f32 little-endian, shape {}x{}x{}x{})",
+            path.display(),
+            bytes.len(),
+            n * 4,
+            dims[0],
+            dims[1],
+            dims[2],
+            dims[3]
+        );
+    }
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+fn write_logits(a: &RunArgs, logits: &[f32]) -> Result<()> {
+    if let Some(path) = &a.logits_out {
+        let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(path, bytes).with_context(|| format!("writing --logits-out {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The graph (rewritten unless `no_fuse`) and weights of a built-in model or ONNX file.
-fn load_model(
+pub(crate) fn load_model(
     model: &str,
     batch: usize,
     seed: u64,
@@ -239,7 +280,7 @@ fn print_top5(out: &mut impl Write, logits: &[f32], batch: usize) -> Result<()> 
 }
 
 pub fn run(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
-    use cnnergy_host::{exec_cpu, weights};
+    use cnnergy_host::exec_cpu;
     let (model, batch, seed, no_fuse, top_layers) = (a.model.as_str(), a.batch, a.seed, a.no_fuse, a.top_layers);
     if a.device == "gpu" || a.device.starts_with("gpu:") {
         return run_gpu(out, a);
@@ -248,10 +289,11 @@ pub fn run(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
         anyhow::bail!("--device {}: expected cpu, gpu or gpu:N", a.device);
     }
     let (g, w) = load_model(model, batch, seed, no_fuse)?;
-    let input = weights::seeded_input(g.tensors[g.input].dims, seed);
+    let input = model_input(a, g.tensors[g.input].dims)?;
     let t0 = std::time::Instant::now();
     let (logits, mut times) = exec_cpu::run_timed(&g, &w, &input)?;
     let total = t0.elapsed();
+    write_logits(a, &logits)?;
     writeln!(
         out,
         "{model} on the CPU reference backend, batch {batch}, seed {seed}, {} graph: {:.2} s",
@@ -279,7 +321,6 @@ pub fn run(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
 fn run_gpu(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
     use cnnergy_host::exec_gpu::{self, ExecOptions, Plan};
     use cnnergy_host::ops::DType;
-    use cnnergy_host::weights;
     let ordinal: usize = match a.device.strip_prefix("gpu:") {
         Some(n) => n.parse().map_err(|_| anyhow::anyhow!("--device {}: expected gpu:N", a.device))?,
         None => 0,
@@ -298,8 +339,9 @@ fn run_gpu(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
     }
     let (g, w) = load_model(&a.model, a.batch, a.seed, a.no_fuse)?;
     let plan = Plan::new(&gpu, &g, &w, &opts)?;
-    let input = weights::seeded_input(g.tensors[g.input].dims, a.seed);
+    let input = model_input(a, g.tensors[g.input].dims)?;
     let logits = plan.run(&input)?;
+    write_logits(a, &logits)?;
     let mib = |b: usize| b as f64 / 1048576.0;
     writeln!(
         out,
@@ -334,6 +376,18 @@ fn run_gpu(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
         mib(total - free),
         mib(total)
     )?;
+    if let Some(path) = &a.json {
+        let j = serde_json::json!({
+            "model": a.model, "device": gpu.info.name, "batch": a.batch, "dtype": a.dtype,
+            "fused": !a.no_fuse, "graphs": a.graphs, "launches": plan.blueprint.launches.len(),
+            "batches": iters, "latency_ms_median": median, "latency_ms_p95": p95,
+            "images_per_s": a.batch as f64 * 1000.0 / median,
+            "peak_activation_bytes": plan.peak_activation_bytes(), "weight_bytes": plan.weight_bytes(),
+            "device_used_bytes": total - free,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&j)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -79,6 +79,16 @@ enum Command {
         /// relative L2 error (fails above 1e-4 for f32, 1e-2 for f16).
         #[arg(long)]
         check: bool,
+        /// Input images: raw little-endian f32, NCHW, exactly batch x C x H x W values
+        /// (default: a seeded random input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Write the logits as raw little-endian f32 (batch x classes).
+        #[arg(long)]
+        logits_out: Option<PathBuf>,
+        /// GPU: write the latency / throughput / memory summary as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Time every kernel variant on the real layer shapes of built-in models.
     BenchLayers {
@@ -101,6 +111,111 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         device: usize,
     },
+    /// Record a trace of a model run (kernels via CUPTI, power via NVML), then summarise it.
+    Profile {
+        /// A built-in model name (see `cnnergy models`) or an ONNX file.
+        model: String,
+        /// GPU to use (CUDA ordinal).
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// f32 (SIMT kernels, NCHW) or f16 (tensor cores, NHWC).
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// Seed for the weights (built-in models).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Run the unfused graph.
+        #[arg(long)]
+        no_fuse: bool,
+        /// Kernel variant overrides, e.g. `conv=implicit_gemm_64`.
+        #[arg(long, default_value = "")]
+        variants: String,
+        /// Replay one captured CUDA graph per iteration.
+        #[arg(long)]
+        graphs: bool,
+        /// Measured iterations (default: as many as fit in --seconds).
+        #[arg(long)]
+        iters: Option<u32>,
+        /// Length of the measured phase when --iters is not given (≥ 5 s lets the energy
+        /// counter update ≥ 50 times).
+        #[arg(long, default_value_t = 6.0)]
+        seconds: f64,
+        /// Warm-up iterations (not measured).
+        #[arg(long, default_value_t = 20)]
+        warmup: u32,
+        /// Trace file (default: MODEL-bBATCH-DTYPE-TIME.cnt).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// No CUPTI (no kernel records): for overhead measurements.
+        #[arg(long)]
+        no_cupti: bool,
+        /// No NVML sampling: for overhead measurements.
+        #[arg(long)]
+        no_nvml: bool,
+        /// Also save CUPTI's raw activity buffers in this folder (parser fixtures).
+        #[arg(long)]
+        dump_cupti: Option<PathBuf>,
+        /// Write the recording's counters as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Layers in the summary.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Exit 1 unless every kernel maps to a layer, none is dropped and records = launches.
+        #[arg(long)]
+        strict: bool,
+        /// After the measured phase, replay every layer in isolation for per-layer energy
+        /// with confidence intervals (docs/energy-method.md).
+        #[arg(long)]
+        per_layer: bool,
+        /// Replay: steady-state seconds per layer window (plus 0.2 s rise skipped).
+        #[arg(long, default_value_t = 1.0)]
+        replay_window: f64,
+        /// Replay: trials per layer (separated by random delays).
+        #[arg(long, default_value_t = 3)]
+        replay_trials: u32,
+    },
+    /// Replay every layer of a recorded trace (same model, batch, precision, kernels) on this
+    /// GPU and write a new trace with per-layer energy ± CI.
+    Replay {
+        /// The trace to replay.
+        trace: PathBuf,
+        /// GPU to use (CUDA ordinal).
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+        /// The new trace (default: MODEL-bBATCH-DTYPE-TIME.cnt).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Steady-state seconds per layer window (plus 0.2 s rise skipped).
+        #[arg(long, default_value_t = 1.0)]
+        window: f64,
+        /// Trials per layer.
+        #[arg(long, default_value_t = 3)]
+        trials: u32,
+        /// Seconds of whole-model measurement before the replay.
+        #[arg(long, default_value_t = 6.0)]
+        seconds: f64,
+        /// Replay with a captured CUDA graph for the whole-model phase.
+        #[arg(long)]
+        graphs: bool,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Characterise the NVML sensors on this GPU: call costs, update periods, and the
+    /// delay, rise time and averaging window of each power sensor under a load step.
+    Calibrate {
+        /// GPU to use (CUDA ordinal).
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+        /// Length of the step experiment in seconds (2 s idle, then 3 s on / 3 s off cycles).
+        #[arg(long, default_value_t = 40.0)]
+        seconds: f64,
+        /// Write the estimates and the raw series as JSON here.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// Describe a trace: header, device, workload, record counts, time span, damage.
     Info {
         /// The trace file.
@@ -108,6 +223,68 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Energy figures of a trace: per layer (time, mJ ± CI, power, shares, GFLOP/s,
+    /// GFLOP/J, bytes/J, intensity), per model and per layer type.
+    Report {
+        /// The trace file.
+        trace: PathBuf,
+        /// table, csv (the --by table), json (everything), md, or html (one page with charts).
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "md", "html"])]
+        format: String,
+        /// Row order: energy, time, efficiency (least GFLOP/J first) or id (model order).
+        #[arg(long, default_value = "energy", value_parser = ["energy", "time", "efficiency", "id"])]
+        sort: String,
+        /// Rows: layer, type, kernel or model.
+        #[arg(long, default_value = "layer", value_parser = ["layer", "type", "kernel", "model"])]
+        by: String,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Power sensor to attribute from (default: the best present).
+        #[arg(long)]
+        sensor: Option<String>,
+    },
+    /// Convert a trace for ui.perfetto.dev / chrome://tracing (Trace Event Format JSON).
+    Export {
+        /// The trace file.
+        trace: PathBuf,
+        /// Output JSON file.
+        #[arg(long)]
+        chrome: PathBuf,
+    },
+    /// Per-layer differences in time, energy and efficiency between two traces, with
+    /// significance from the confidence intervals.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "md"])]
+        format: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Rank settings (one trace each, or a sweep summary JSON) by revenue: value per
+    /// image x throughput minus energy cost, under a latency SLO (docs/revenue-model.md).
+    Tradeoff {
+        /// Traces and/or sweep summary files.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Latency limit per batch (ms); slower settings are excluded.
+        #[arg(long)]
+        slo_ms: Option<f64>,
+        /// Energy price per kWh.
+        #[arg(long, default_value_t = 0.15)]
+        energy_price: f64,
+        /// Value of one processed image (same currency); without it settings are ranked by J/image.
+        #[arg(long)]
+        value_per_image: Option<f64>,
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "md"])]
+        format: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Also write the settings read from traces as a sweep summary JSON.
+        #[arg(long)]
+        write_summary: Option<PathBuf>,
     },
 }
 
@@ -119,24 +296,40 @@ fn main() -> ExitCode {
         Command::Selftest { device, filter, seed } => cmd::selftest(&mut out, device, filter.as_deref(), seed),
         Command::Kernels { offline, arch } => cmd::kernels(&mut out, offline, &arch),
         Command::Models => cmd::models(&mut out),
-        Command::Run { model, device, batch, seed, no_fuse, top_layers, dtype, variants, graphs, iters, check } => {
-            cmd::run(
-                &mut out,
-                &cmd::RunArgs {
-                    model,
-                    device,
-                    batch,
-                    seed,
-                    no_fuse,
-                    top_layers,
-                    dtype,
-                    variants,
-                    graphs,
-                    iters,
-                    check,
-                },
-            )
-        }
+        Command::Run {
+            model,
+            device,
+            batch,
+            seed,
+            no_fuse,
+            top_layers,
+            dtype,
+            variants,
+            graphs,
+            iters,
+            check,
+            input,
+            logits_out,
+            json,
+        } => cmd::run(
+            &mut out,
+            &cmd::RunArgs {
+                model,
+                device,
+                batch,
+                seed,
+                no_fuse,
+                top_layers,
+                dtype,
+                variants,
+                graphs,
+                iters,
+                check,
+                input,
+                logits_out,
+                json,
+            },
+        ),
         Command::BenchLayers { models, batch, filter, cases_out, json, device } => cmd::bench_layers(
             &mut out,
             &models,
@@ -146,7 +339,118 @@ fn main() -> ExitCode {
             json.as_deref(),
             device,
         ),
+        Command::Profile {
+            model,
+            device,
+            batch,
+            dtype,
+            seed,
+            no_fuse,
+            variants,
+            graphs,
+            iters,
+            seconds,
+            warmup,
+            output,
+            no_cupti,
+            no_nvml,
+            dump_cupti,
+            json,
+            top,
+            strict,
+            per_layer,
+            replay_window,
+            replay_trials,
+        } => cmd::profile::profile(
+            &mut out,
+            &cmd::profile::ProfileArgs {
+                model,
+                device,
+                batch,
+                dtype,
+                seed,
+                no_fuse,
+                variants,
+                graphs,
+                iters,
+                seconds,
+                warmup,
+                output,
+                no_cupti,
+                no_nvml,
+                dump_cupti,
+                json,
+                top,
+                strict,
+                per_layer,
+                replay_window,
+                replay_trials,
+            },
+        ),
+        Command::Replay { trace, device, output, window, trials, seconds, graphs, json } => {
+            let output = output.or_else(|| {
+                let stem = trace.file_stem()?.to_str()?.to_owned();
+                Some(trace.with_file_name(format!("{stem}-replay.cnt")))
+            });
+            cmd::profile::replay(
+                &mut out,
+                &trace,
+                cmd::profile::ProfileArgs {
+                    model: String::new(),
+                    device,
+                    batch: 1,
+                    dtype: "f32".into(),
+                    seed: 0,
+                    no_fuse: false,
+                    variants: String::new(),
+                    graphs,
+                    iters: None,
+                    seconds,
+                    warmup: 20,
+                    output,
+                    no_cupti: false,
+                    no_nvml: false,
+                    dump_cupti: None,
+                    json,
+                    top: 10,
+                    strict: false,
+                    per_layer: true,
+                    replay_window: window,
+                    replay_trials: trials,
+                },
+            )
+        }
         Command::Info { trace, json } => cmd::info(&mut out, &trace, json),
+        Command::Calibrate { device, seconds, output } => {
+            cmd::calibrate::calibrate(&mut out, device, seconds, output.as_deref())
+        }
+        Command::Report { trace, format, sort, by, output, sensor } => cmd::report::report(
+            &mut out,
+            &cmd::report::ReportArgs {
+                trace: &trace,
+                format: &format,
+                sort: &sort,
+                by: &by,
+                output: output.as_deref(),
+                sensor: sensor.as_deref(),
+            },
+        ),
+        Command::Export { trace, chrome } => cmd::export::export(&mut out, &trace, &chrome),
+        Command::Diff { a, b, format, output } => cmd::diff::diff(&mut out, &a, &b, &format, output.as_deref()),
+        Command::Tradeoff { inputs, slo_ms, energy_price, value_per_image, format, output, write_summary } => {
+            cmd::tradeoff::tradeoff(
+                &mut out,
+                &cmd::tradeoff::TradeoffArgs {
+                    inputs: &inputs,
+                    slo_ms,
+                    energy_price,
+                    value_per_image,
+                    format: &format,
+                    output: output.as_deref(),
+                    write_summary: write_summary.as_deref(),
+                },
+            )
+        }
     };
     let _ = out.flush();
     match result {

@@ -207,6 +207,22 @@ impl ActivityCollector {
         self.shared.pool.exhausted()
     }
 
+    /// Stops kernel records (`cuptiActivityDisable(CONCURRENT_KERNEL)`) until [`resume`];
+    /// used while replaying layers, where kernel timing is not needed and millions of
+    /// records would only add overhead.
+    ///
+    /// [`resume`]: ActivityCollector::resume
+    pub fn pause_kernels(&self) -> Result<()> {
+        activity::disable(sys::CUpti_ActivityKind::CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)
+            .map_err(|e| Error::cupti("cuptiActivityDisable", e))
+    }
+
+    /// Turns kernel records back on after [`ActivityCollector::pause_kernels`].
+    pub fn resume_kernels(&self) -> Result<()> {
+        activity::enable(sys::CUpti_ActivityKind::CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)
+            .map_err(|e| Error::cupti("cuptiActivityEnable", e))
+    }
+
     /// Forces CUPTI to complete every buffer (`cuptiActivityFlushAll(FORCED)`) and waits
     /// until the background thread has delivered them. Call at the end of a run and from
     /// the Ctrl-C path.

@@ -455,6 +455,33 @@ pub fn run_case(gpu: &Gpu, rnd: &RandomSource, case: &LayerCase) -> Result<Vec<B
                 if let Ok(t) = t {
                     record("f16_nhwc", "gemm_tc", sym, t, bytes_at(2));
                 }
+                // Split-K with the launch rule's split count (when it splits at all).
+                let splits = tc::splitk_splits(DType::F16, &gt, gpu.info.sm_count);
+                if splits >= 2 {
+                    let mut ws = gpu
+                        .stream
+                        .alloc_zeros::<f32>(tc::splitk_workspace_len(DType::F16, &gt, splits))
+                        .map_err(Error::driver("allocating the split-K workspace"))?;
+                    let t = time(gpu, warm, runs, ms, |i| {
+                        let b = bias.as_view();
+                        sym = tc::gemm_splitk(
+                            gpu,
+                            DType::F16,
+                            &gt,
+                            splits,
+                            &xh[i % rot].as_view(),
+                            &wh.as_view(),
+                            case.bias.then_some(&b),
+                            &mut ws.as_view_mut(),
+                            &mut yh.as_view_mut(),
+                        )?
+                        .symbol;
+                        Ok(())
+                    });
+                    if let Ok(t) = t {
+                        record("f16_nhwc", &format!("gemm_tc_splitk{splits}"), sym, t, bytes_at(2));
+                    }
+                }
             }
         }
         "maxpool" | "avgpool" | "global_avg" => {
@@ -480,6 +507,15 @@ pub fn run_case(gpu: &Gpu, rnd: &RandomSource, case: &LayerCase) -> Result<Vec<B
                 let t = time(gpu, warm, runs, ms, |i| memory::pool2d_f16_nhwc(gpu, &p, &xh[i % rot], &mut yh))?;
                 record("f16_nhwc", case.kind.as_str(), "pool_*_f16_nhwc", t, bytes_at(2));
             }
+            if p.kind == PoolKind::GlobalAvg {
+                // The dedicated NHWC reduction (any c).
+                let xh: Vec<_> = (0..rot).map(|_| rnd.u16(gpu, in_len)).collect::<Result<_>>()?;
+                let mut yh = rnd.u16(gpu, out_len)?;
+                let t = time(gpu, warm, runs, ms, |i| {
+                    memory::global_avg_pool_nhwc_half(gpu, DType::F16, &p, &xh[i % rot], &mut yh)
+                })?;
+                record("f16_nhwc", "global_avg_nhwc", "pool_global_avg_f16_nhwc", t, bytes_at(2));
+            }
         }
         "relu" | "relu6" => {
             let act = if case.kind == "relu" { Act::Relu } else { Act::RELU6 };
@@ -503,6 +539,10 @@ pub fn run_case(gpu: &Gpu, rnd: &RandomSource, case: &LayerCase) -> Result<Vec<B
                 memory::batch_norm_f32(gpu, &p, Act::None, &xs[i % rot], &scale, &shift, &mut y)
             })?;
             record("f32", "batchnorm", "channel_affine_f32_nchw", t, bytes_at(4));
+            let t = time(gpu, warm, runs, ms, |i| {
+                memory::batch_norm_f32_planes(gpu, &p, Act::None, &xs[i % rot], &scale, &shift, &mut y)
+            })?;
+            record("f32", "batchnorm_planes", "channel_affine_f32_nchw_planes", t, bytes_at(4));
         }
         "softmax" => {
             let p = Softmax::rows(n, c * h * w);
@@ -516,6 +556,12 @@ pub fn run_case(gpu: &Gpu, rnd: &RandomSource, case: &LayerCase) -> Result<Vec<B
                 memory::nchw_f32_to_nhwc_half(gpu, DType::F16, case.input, &xs[i % rot], &mut y)
             })?;
             record("f32", "convert", "convert_nchw_f32_to_nhwc_f16", t, case.bytes_f32);
+            if memory::pix8_applies(case.input) {
+                let t = time(gpu, warm, runs, ms, |i| {
+                    memory::nchw_f32_to_nhwc_half_pix8(gpu, DType::F16, case.input, &xs[i % rot], &mut y)
+                })?;
+                record("f32", "convert_pix8", "convert_nchw_f32_to_nhwc_pix8_f16", t, case.bytes_f32);
+            }
         }
         _ => {}
     }

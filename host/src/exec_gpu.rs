@@ -265,7 +265,8 @@ pub fn select_kernels(g: &Graph, opts: &ExecOptions, sm_count: u32) -> Result<Ve
                     tensorcore::gemm_params(&tc, *bias).map_err(|e| layer_err(node, e))?;
                     Kernel::GemmTc
                 }
-                Op::Pool(p) if p.c.is_multiple_of(8) => {
+                // Global average pooling has a dedicated NHWC kernel for any channel count.
+                Op::Pool(p) if p.c.is_multiple_of(8) || p.kind == crate::ops::PoolKind::GlobalAvg => {
                     memory::pool_params(p).map_err(|e| layer_err(node, e))?;
                     Kernel::Memory
                 }
@@ -895,6 +896,12 @@ pub struct Plan {
     /// Elements of the NCHW f32 output (logits).
     pub output_len: usize,
     pub input_len: usize,
+    /// Set by the profiler: each launch publishes (layer, iteration) here first, for the
+    /// CUPTI launch callback (two stores per launch, no allocation).
+    tag: Option<Arc<cnnergy_cupti::TagCell>>,
+    iteration: std::cell::Cell<u32>,
+    /// f32 partial sums of split-K GEMMs (sized for the largest one; None if none splits).
+    splitk_ws: Option<RefCell<CudaSlice<f32>>>,
 }
 
 /// A captured [`Plan::enqueue_planned`], replayable with [`GraphExec::launch`].
@@ -960,6 +967,18 @@ impl Plan {
             w16.push(stream.clone_htod(v).map_err(Error::driver("uploading weights"))?);
         }
         stream.synchronize().map_err(Error::driver("uploading weights"))?;
+        let ws_len = bp
+            .launches
+            .iter()
+            .filter_map(|l| match &l.step {
+                Step::GemmTc { gemm, .. } => {
+                    let s = tensorcore::splitk_splits(DType::F16, gemm, gpu.info.sm_count);
+                    (s >= 2).then(|| tensorcore::splitk_workspace_len(DType::F16, gemm, s))
+                }
+                _ => None,
+            })
+            .max();
+        let splitk_ws = ws_len.map(|n| stream.alloc_zeros::<f32>(n).map(RefCell::new)).transpose().map_err(oom)?;
         let mut bp = bp;
         bp.w32 = Vec::new(); // host copies no longer needed
         bp.w16 = Vec::new();
@@ -972,12 +991,15 @@ impl Plan {
             output_len: bp.output.len,
             input_len: bp.input.len,
             blueprint: bp,
+            tag: None,
+            iteration: std::cell::Cell::new(0),
+            splitk_ws,
         })
     }
 
     /// Device memory of the activations (all reusable buffers and scratch).
     pub fn peak_activation_bytes(&self) -> usize {
-        self.blueprint.activation_bytes()
+        self.blueprint.activation_bytes() + self.splitk_ws.as_ref().map_or(0, |w| w.borrow().len() * 4)
     }
 
     pub fn weight_bytes(&self) -> usize {
@@ -1047,12 +1069,59 @@ impl Plan {
 
     /// Enqueues the whole graph on the plan's stream, reading the plan's input buffer.
     pub fn enqueue_planned(&self) -> Result<()> {
+        let it = self.iteration.get();
         for l in &self.blueprint.launches {
             CURRENT_LAYER.store(l.layer_id, Ordering::Relaxed);
+            if let Some(t) = &self.tag {
+                t.set(cnnergy_cupti::Tag { layer: l.layer_id, iteration: it });
+            }
             self.launch(&l.step)?;
         }
         CURRENT_LAYER.store(u32::MAX, Ordering::Relaxed);
+        if let Some(t) = &self.tag {
+            t.set(cnnergy_cupti::TagCell::NONE);
+        }
         Ok(())
+    }
+
+    /// Enqueues only the launches of layer `layer`, `reps` times back to back (replay).
+    /// Returns the number of launches per repetition (0: the layer has none).
+    pub fn enqueue_layer(&self, layer: u32, reps: usize) -> Result<usize> {
+        let mut n = 0;
+        for r in 0..reps {
+            for l in self.blueprint.launches.iter().filter(|l| l.layer_id == layer) {
+                self.launch(&l.step)?;
+                if r == 0 {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Captures [`Plan::enqueue_layer`]`(layer, reps)` into a CUDA graph.
+    pub fn capture_layer(&self, layer: u32, reps: usize) -> Result<GraphExec> {
+        let s = &self.gpu.stream;
+        s.synchronize().map_err(Error::driver("synchronizing before capture"))?;
+        s.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .map_err(Error::driver("beginning stream capture"))?;
+        let enq = self.enqueue_layer(layer, reps);
+        let graph = s.end_capture(CUgraphInstantiate_flags(0)).map_err(Error::driver("ending stream capture"));
+        enq?;
+        let graph = graph?.ok_or_else(|| Error::Invalid(format!("layer {layer} has no launches to capture")))?;
+        graph.upload().map_err(Error::driver("uploading a CUDA graph"))?;
+        Ok(GraphExec { graph })
+    }
+
+    /// Makes every launch publish its (layer, iteration) in `cell` (the profiler's
+    /// CUPTI tagging); `None` turns it off.
+    pub fn set_tag_cell(&mut self, cell: Option<Arc<cnnergy_cupti::TagCell>>) {
+        self.tag = cell;
+    }
+
+    /// The iteration number published with the following launches.
+    pub fn set_iteration(&self, iteration: u32) {
+        self.iteration.set(iteration);
     }
 
     fn launch(&self, s: &Step) -> Result<()> {
@@ -1104,13 +1173,20 @@ impl Plan {
                 let xs = self.r16(*a)?;
                 let bias = wo(*bias);
                 let mut ys = self.w16m(*c)?;
-                tensorcore::gemm(
+                // Split-K (two launches) when the output tiles cannot fill the SMs.
+                let mut ws = match &self.splitk_ws {
+                    Some(w) => Some(w.try_borrow_mut().map_err(|_| busy("split-K workspace"))?),
+                    None => None,
+                };
+                let mut wsv = ws.as_mut().map(|w| w.as_view_mut());
+                tensorcore::gemm_auto(
                     gpu,
                     DType::F16,
                     g,
                     &xs.slice(0..a.len),
                     &self.w16[*wi].slice(..),
                     bias.as_ref(),
+                    wsv.as_mut(),
                     &mut ys.slice_mut(0..c.len),
                 )?;
             }
@@ -1120,7 +1196,7 @@ impl Plan {
             }
             Step::PoolF16 { p, x, y } => {
                 let (xs, mut ys) = (self.r16(*x)?, self.w16m(*y)?);
-                memory::pool2d_f16_nhwc(gpu, p, &xs.slice(0..x.len), &mut ys.slice_mut(0..y.len))?;
+                memory::pool2d_nhwc_half(gpu, DType::F16, p, &xs.slice(0..x.len), &mut ys.slice_mut(0..y.len))?;
             }
             Step::Act { op, x, y } => {
                 let (xs, mut ys) = (self.r32(*x)?, self.w32m(*y)?);
@@ -1147,15 +1223,9 @@ impl Plan {
             }
             Step::BatchNorm { bn, scale, shift, x, y } => {
                 let (xs, mut ys) = (self.r32(*x)?, self.w32m(*y)?);
-                memory::batch_norm_f32(
-                    gpu,
-                    bn,
-                    Act::None,
-                    &xs.slice(0..x.len),
-                    &w(*scale),
-                    &w(*shift),
-                    &mut ys.slice_mut(0..y.len),
-                )?;
+                // One channel per block where planes are large enough to keep it busy.
+                let f = if bn.h * bn.w >= 256 { memory::batch_norm_f32_planes } else { memory::batch_norm_f32 };
+                f(gpu, bn, Act::None, &xs.slice(0..x.len), &w(*scale), &w(*shift), &mut ys.slice_mut(0..y.len))?;
             }
             Step::Lrn { l, x, y } => {
                 let (xs, mut ys) = (self.r32(*x)?, self.w32m(*y)?);
@@ -1178,7 +1248,7 @@ impl Plan {
             }
             Step::ToNhwcF16 { dims, x, y } => {
                 let (xs, mut ys) = (self.r32(*x)?, self.w16m(*y)?);
-                memory::nchw_f32_to_nhwc_half(
+                memory::nchw_f32_to_nhwc_half_pix8(
                     gpu,
                     DType::F16,
                     *dims,

@@ -4,6 +4,7 @@
 //! Everything that touches the CUDA driver goes through [`libs`] first, so a missing
 //! driver or toolkit library is an error naming the library, never a panic.
 pub mod bench;
+pub mod calibrate;
 pub mod error;
 pub mod exec_cpu;
 pub mod exec_gpu;
@@ -15,12 +16,15 @@ pub mod models;
 pub mod onnx;
 pub mod ops;
 pub mod params;
+pub mod profile;
 pub mod ptxas;
 pub mod reference;
 pub mod registry;
 pub mod rewrite;
+pub mod sampler;
 pub mod selftest;
 pub mod shapes;
+pub mod timebase;
 pub mod weights;
 
 pub use error::{Error, Result};

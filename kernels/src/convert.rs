@@ -629,3 +629,92 @@ pub unsafe extern "ptx-kernel" fn convert_f16_to_f32(p: ConvertParams, x: *const
 pub unsafe extern "ptx-kernel" fn convert_bf16_to_f32(p: ConvertParams, x: *const u16, y: *mut f32) {
     unsafe { widen::<BF16>(p.n * p.c * p.hw, x, y) }
 }
+
+/// Fused NCHW f32 → NHWC 16-bit for `C` channels (a compile-time constant, 1..=8),
+/// eight pixels per item: item `g` is pixels `8g'..8g'+8` of image `g / (hw/8)`; its
+/// input is `C` runs of 8 consecutive f32 (two 16-byte loads per channel, all `2·C` in
+/// flight, each coalesced across the warp), its output the `8·C` contiguous halves of
+/// those pixels, written as `C` 16-byte stores. Grid-stride over items; any 1-D grid.
+#[inline(always)]
+unsafe fn nchw_to_nhwc_pix8<H: Half16, const C: u32>(p: &ConvertParams, x: *const f32, y: *mut u16) {
+    let hw = p.hw;
+    let groups_per_img = hw >> 3;
+    let items = p.n * groups_per_img;
+    let fd = crate::pool::FastDiv::new(groups_per_img);
+    let stride = grid_stride_x();
+    let mut g = global_idx_x();
+    while g < items {
+        let (img, gi) = fd.divmod(g);
+        let src = x.add((img * C * hw + gi * 8) as usize);
+        let mut v = [[0.0f32; 8]; 8];
+        let mut ch = 0;
+        while ch < C {
+            let q = src.add((ch * hw) as usize);
+            let (a, b) = (ld_global_nc_f32x4(q), ld_global_nc_f32x4(q.add(4)));
+            v[ch as usize] = [a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w];
+            ch += 1;
+        }
+        // Output element e = pixel·C + channel; word k packs elements 2k, 2k+1.
+        let elem = |e: u32| v[(e % C) as usize][(e / C) as usize];
+        let dst = y.add((g * 8 * C) as usize) as *mut u32;
+        let mut k = 0;
+        while k < C {
+            let w = |j: u32| H::pack(elem(8 * k + 2 * j), elem(8 * k + 2 * j + 1));
+            st_global_u32x4(dst.add(4 * k as usize), u32x4 { x: w(0), y: w(1), z: w(2), w: w(3) });
+            k += 1;
+        }
+        g += stride;
+    }
+}
+
+/// Calls `$f::<$h, C>(args)` for the runtime channel count `$c` in 1..=8 (else nothing).
+macro_rules! match_c {
+    ($c:expr, $f:ident, $h:ty, $($arg:expr),*) => {{
+        let c = $c;
+        if c == 3 {
+            $f::<$h, 3>($($arg),*)
+        } else if c == 1 {
+            $f::<$h, 1>($($arg),*)
+        } else if c == 2 {
+            $f::<$h, 2>($($arg),*)
+        } else if c == 4 {
+            $f::<$h, 4>($($arg),*)
+        } else if c == 5 {
+            $f::<$h, 5>($($arg),*)
+        } else if c == 6 {
+            $f::<$h, 6>($($arg),*)
+        } else if c == 7 {
+            $f::<$h, 7>($($arg),*)
+        } else if c == 8 {
+            $f::<$h, 8>($($arg),*)
+        }
+    }};
+}
+
+/// Runs [`nchw_to_nhwc_pix8`] for the runtime `c` (1..=8; other values write nothing).
+#[inline(always)]
+unsafe fn pix8_dispatch<H: Half16>(p: &ConvertParams, x: *const f32, y: *mut u16) {
+    unsafe { match_c!(p.c, nchw_to_nhwc_pix8, H, p, x, y) }
+}
+
+/// Fused NCHW f32 → NHWC f16 for the network input (`c <= 8`, `hw % 8 == 0`): every
+/// thread turns 8 pixels into their `8·c` halves with 16-byte loads and stores only (no
+/// shared memory); see [`nchw_to_nhwc_pix8`]. Rounding as [`convert_nchw_f32_to_nhwc_f16`].
+///
+/// # Safety
+/// `1 <= c <= 8`, `hw % 8 == 0`; `x` holds `n·c·hw` f32, `y` `n·c·hw` f16, both 16-byte
+/// aligned, not overlapping; counts < 2^31.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn convert_nchw_f32_to_nhwc_pix8_f16(p: ConvertParams, x: *const f32, y: *mut u16) {
+    unsafe { pix8_dispatch::<F16>(&p, x, y) }
+}
+
+/// Fused NCHW f32 → NHWC bf16, eight pixels per thread; see
+/// [`convert_nchw_f32_to_nhwc_pix8_f16`].
+///
+/// # Safety
+/// As [`convert_nchw_f32_to_nhwc_pix8_f16`].
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn convert_nchw_f32_to_nhwc_pix8_bf16(p: ConvertParams, x: *const f32, y: *mut u16) {
+    unsafe { pix8_dispatch::<BF16>(&p, x, y) }
+}

@@ -307,3 +307,103 @@ pub unsafe extern "ptx-kernel" fn lrn_f32_nchw(p: LrnParams, x: *const f32, y: *
         }
     }
 }
+
+#[inline(always)]
+unsafe fn affine_planes<const A: u32>(
+    p: &ChannelAffineParams,
+    x: *const f32,
+    scale: *const f32,
+    shift: *const f32,
+    y: *mut f32,
+) {
+    let (lo, hi) = (p.act_min, p.act_max);
+    let hw = p.hw;
+    let bd = block_dim_x();
+    // Chunks per plane: enough that a chunk is at most UNROLL vectors per thread.
+    let chunks = (hw >> 2).div_ceil(bd * UNROLL).max(1);
+    let tiles = p.n * p.c * chunks;
+    let (fd_chunks, fd_c) = (FastDiv::new(chunks), FastDiv::new(p.c));
+    let t = thread_idx_x();
+    let vstep = bd * chunks;
+    let mut tile = block_idx_x();
+    while tile < tiles {
+        let (pl, chunk) = fd_chunks.divmod(tile);
+        let ch = fd_c.rem(pl) as usize;
+        // Uniform over the block: one broadcast load each.
+        let (s, b) = (ld_global_nc_f32(scale.add(ch)), ld_global_nc_f32(shift.add(ch)));
+        let start = pl * hw;
+        // The plane as a head of < 4 elements up to the first 16-byte boundary, `nv`
+        // aligned vectors, and a tail of < 4 elements.
+        let head = ((4 - (start & 3)) & 3).min(hw);
+        let body = start + head;
+        let nv = (hw - head) >> 2;
+        let tail_start = body + nv * 4;
+        let tail = start + hw - tail_start;
+        let mut v = chunk * bd + t;
+        while v < nv {
+            let mut r = [f32x4::splat(0.0); UNROLL as usize];
+            unroll4!(U => {
+                let i = v + U as u32 * vstep;
+                if i < nv {
+                    r[U] = ld_global_f32x4(x.add((body + i * 4) as usize));
+                }
+            });
+            unroll4!(U => {
+                let i = v + U as u32 * vstep;
+                if i < nv {
+                    let a = r[U];
+                    let o = f32x4 {
+                        x: act::<A>(a.x.mul_add(s, b), lo, hi),
+                        y: act::<A>(a.y.mul_add(s, b), lo, hi),
+                        z: act::<A>(a.z.mul_add(s, b), lo, hi),
+                        w: act::<A>(a.w.mul_add(s, b), lo, hi),
+                    };
+                    st_global_f32x4(y.add((body + i * 4) as usize), o);
+                }
+            });
+            v += UNROLL * vstep;
+        }
+        if chunk == 0 {
+            // Threads 0..3 take the head, 4..7 the tail.
+            let e = if t < head {
+                start + t
+            } else if t >= 4 && t - 4 < tail {
+                tail_start + t - 4
+            } else {
+                u32::MAX
+            };
+            if e != u32::MAX {
+                *y.add(e as usize) = act::<A>((*x.add(e as usize)).mul_add(s, b), lo, hi);
+            }
+        }
+        tile += grid_dim_x();
+    }
+}
+
+/// Per-channel affine on NCHW f32 with the channel uniform per block (same result as
+/// [`channel_affine_f32_nchw`]: `y = act(fma(x, scale[c], shift[c]))`, no per-element
+/// index arithmetic).
+///
+/// Thread mapping: the work is `n·c·chunks` tiles, tile `t` = chunk `t % chunks` of plane
+/// `t / chunks` (`chunks = max(1, ceil((hw/4) / (4·blockDim.x)))`); blocks grid-stride
+/// over tiles (one `mul.hi` division per tile, none per element). The block loads its
+/// plane's `scale`/`shift` once. A plane `[pl·hw, (pl+1)·hw)` is split into a head of
+/// < 4 elements up to the first 16-byte boundary, aligned 16-byte vectors, and a tail of
+/// < 4 elements, so any `hw` streams with vector accesses. Chunk `k`'s thread `t` moves
+/// vectors `k·bd + t + j·bd·chunks` (four in flight per step, coalesced per warp); the
+/// head and tail elements go to threads 0..3 and 4..7 of chunk 0. Loads are coherent
+/// (`y` may equal `x`).
+///
+/// # Safety
+/// As [`channel_affine_f32_nchw`]; additionally `blockDim.x >= 8` (y = z = 1), any 1-D
+/// grid.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn channel_affine_f32_nchw_planes(
+    p: ChannelAffineParams,
+    x: *const f32,
+    scale: *const f32,
+    shift: *const f32,
+    y: *mut f32,
+) {
+    unsafe { dispatch_act!(p.act, affine_planes, &p, x, scale, shift, y) }
+}

@@ -1,5 +1,7 @@
 //! Pooling on NCHW f32: max and average over any window (stride, asymmetric padding,
-//! dilation for max), and a specialised global average pool; plus NHWC f16 max/average.
+//! dilation for max), and a specialised global average pool; plus NHWC f16 max/average
+//! and a dedicated NHWC (f16/bf16/f32) global average pool ([`global_avg_nhwc`]: 16-byte
+//! channel vectors per thread, pixels split over the block's rows, no window arithmetic).
 //!
 //! Also home of [`FastDiv`], the division-free index arithmetic the memory-bound kernels
 //! use to split flat indices into coordinates.
@@ -440,4 +442,201 @@ pub unsafe extern "ptx-kernel" fn pool_max_f16_nhwc(p: PoolParams, x: *const u16
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn pool_avg_f16_nhwc(p: PoolParams, x: *const u16, y: *mut u16) {
     unsafe { dispatch_k!(&p, window_pool_nhwc_f16, POOL_AVG, &p, x, y) }
+}
+
+/// Element kinds of [`global_avg_nhwc`].
+const GAP_F16: u32 = 0;
+const GAP_BF16: u32 = 1;
+const GAP_F32: u32 = 2;
+
+/// Most pixel rows (`blockDim.y`) of the NHWC global average pool (sizes its shared
+/// reduction buffer).
+pub const GAP_NHWC_MAX_ROWS: u32 = 16;
+
+/// Widens a packed pair of 16-bit values (`lo` = element 0).
+#[inline(always)]
+fn widen_pair<const KIND: u32>(w: u32) -> (f32, f32) {
+    if KIND == GAP_F16 {
+        (f16::from_bits(w as u16).to_f32(), f16::from_bits((w >> 16) as u16).to_f32())
+    } else {
+        (f32::from_bits(w << 16), f32::from_bits(w & 0xffff_0000))
+    }
+}
+
+/// Adds one 16-byte vector (8 halves, or 4 f32 into `acc[0..4]`) to `acc`.
+#[inline(always)]
+fn add_vec<const KIND: u32>(acc: &mut [f32; 8], v: u32x4) {
+    let w = [v.x, v.y, v.z, v.w];
+    if KIND == GAP_F32 {
+        unroll4!(K => {
+            acc[K] += f32::from_bits(w[K]);
+        });
+    } else {
+        unroll4!(K => {
+            let (lo, hi) = widen_pair::<KIND>(w[K]);
+            acc[2 * K] += lo;
+            acc[2 * K + 1] += hi;
+        });
+    }
+}
+
+/// One element at `p` as f32.
+#[inline(always)]
+unsafe fn load_one<const KIND: u32>(p: *const u8) -> f32 {
+    unsafe {
+        if KIND == GAP_F32 {
+            ld_global_nc_f32(p as *const f32)
+        } else {
+            widen_pair::<KIND>(*(p as *const u16) as u32).0
+        }
+    }
+}
+
+/// Global average pooling on NHWC data: `y[n, c] = mean over the h·w pixels of x[n, :, :, c]`
+/// (`y` is the `[n, 1, 1, c]` NHWC output), summed in f32, divided by `h·w` once and
+/// rounded once to the output type.
+///
+/// Thread mapping: block `(32, rows)` with `1 <= rows <= 16` ([`GAP_NHWC_MAX_ROWS`]),
+/// grid `(ceil(items / 32), any)`, where an *item* is a 16-byte vector of channels (8
+/// halves or 4 f32) when `c` is a multiple of the vector width, else a single channel.
+/// Thread `(tx, ty)` of block `(bx, by)` owns item `32·bx + tx` of image `by` (then `by +
+/// gridDim.y`, ...: grid-stride over images) and sums pixels `ty, ty + rows, ...` — four
+/// independent 16-byte (or 4-/2-byte) loads in flight per step; a warp's load is 32
+/// consecutive items of one pixel (512 contiguous bytes on the vector path). The `rows`
+/// partial sums meet in shared memory (`[rows][8][32]` f32, conflict-free) and row 0
+/// adds them in order and stores the item (one 16-byte store on the vector path).
+///
+/// # Safety
+/// `x` holds `n·h·w·c` elements and `y` `n·c`, both 16-byte aligned, not overlapping;
+/// `h·w >= 1`; `n·h·w·c < 2^31`; the block shape above.
+#[inline(always)]
+unsafe fn global_avg_nhwc<const KIND: u32>(p: &PoolParams, x: *const u8, y: *mut u8) {
+    let es: u32 = if KIND == GAP_F32 { 4 } else { 2 };
+    let ve = 16 / es;
+    let (c, hw) = (p.c, p.h * p.w);
+    let vec = c % ve == 0;
+    let items = if vec { c / ve } else { c };
+    let (tx, ty, rows) = (thread_idx_x(), thread_idx_y(), block_dim_y());
+    let item = block_idx_x() * 32 + tx;
+    let active = item < items;
+    // Element offset of this item's first channel within a pixel.
+    let ch0 = if vec { item * ve } else { item };
+    let red = shared_array!(gap_nhwc_red: [f32; 16 * 8 * 32]);
+    let pix_bytes = c as usize * es as usize;
+    let step = rows as usize * pix_bytes;
+    let hw_f = hw as f32;
+    let mut img = block_idx_y();
+    while img < p.n {
+        let mut acc = [0.0f32; 8];
+        if active {
+            let plane = img as usize * hw as usize * c as usize + ch0 as usize;
+            let mut q = x.add(plane * es as usize + ty as usize * pix_bytes);
+            let mut pix = ty;
+            if vec {
+                while pix + 3 * rows < hw {
+                    let mut v = [u32x4 { x: 0, y: 0, z: 0, w: 0 }; 4];
+                    unroll4!(U => {
+                        v[U] = ld_global_nc_u32x4(q.add(U * step) as *const u32);
+                    });
+                    unroll4!(U => {
+                        add_vec::<KIND>(&mut acc, v[U]);
+                    });
+                    q = q.add(4 * step);
+                    pix += 4 * rows;
+                }
+                while pix < hw {
+                    add_vec::<KIND>(&mut acc, ld_global_nc_u32x4(q as *const u32));
+                    q = q.add(step);
+                    pix += rows;
+                }
+            } else {
+                // Four independent sums (acc[0..4]), combined below.
+                while pix + 3 * rows < hw {
+                    let mut v = [0.0f32; 4];
+                    unroll4!(U => {
+                        v[U] = load_one::<KIND>(q.add(U * step));
+                    });
+                    unroll4!(U => {
+                        acc[U] += v[U];
+                    });
+                    q = q.add(4 * step);
+                    pix += 4 * rows;
+                }
+                while pix < hw {
+                    acc[0] += load_one::<KIND>(q);
+                    q = q.add(step);
+                    pix += rows;
+                }
+                acc[0] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            }
+        }
+        unroll4!(K => {
+            *red.add(((ty * 8 + K as u32) * 32 + tx) as usize) = acc[K];
+            *red.add(((ty * 8 + K as u32 + 4) * 32 + tx) as usize) = acc[K + 4];
+        });
+        sync_threads();
+        if ty == 0 && active {
+            let mut s = [0.0f32; 8];
+            let mut r = 0;
+            while r < rows {
+                unroll4!(K => {
+                    s[K] += *red.add(((r * 8 + K as u32) * 32 + tx) as usize);
+                    s[K + 4] += *red.add(((r * 8 + K as u32 + 4) * 32 + tx) as usize);
+                });
+                r += 1;
+            }
+            unroll4!(K => {
+                s[K] /= hw_f;
+                s[K + 4] /= hw_f;
+            });
+            let out = img as usize * c as usize + ch0 as usize;
+            if !vec {
+                if KIND == GAP_F32 {
+                    *(y as *mut f32).add(out) = s[0];
+                } else if KIND == GAP_F16 {
+                    *(y as *mut u16).add(out) = f16::from_f32(s[0]).to_bits();
+                } else {
+                    *(y as *mut u16).add(out) = crate::dcore::half::bf16::from_f32(s[0]).to_bits();
+                }
+            } else if KIND == GAP_F32 {
+                crate::dcore::mem::st_global_f32x4(
+                    (y as *mut f32).add(out),
+                    f32x4 { x: s[0], y: s[1], z: s[2], w: s[3] },
+                );
+            } else {
+                let pack = |a: f32, b: f32| {
+                    if KIND == GAP_F16 {
+                        crate::dcore::half::half2::from_f32(a, b).0
+                    } else {
+                        crate::dcore::half::bf16x2::from_f32(a, b).0
+                    }
+                };
+                let v = u32x4 { x: pack(s[0], s[1]), y: pack(s[2], s[3]), z: pack(s[4], s[5]), w: pack(s[6], s[7]) };
+                st_global_u32x4((y as *mut u16).add(out) as *mut u32, v);
+            }
+        }
+        // The buffer is refilled for the next image only after row 0 has read it.
+        sync_threads();
+        img += grid_dim_y();
+    }
+}
+
+/// Global average pooling, NHWC f16 (any `c`; 16-byte vectors when `c % 8 == 0`); see
+/// [`global_avg_nhwc`] for the mapping and preconditions.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_global_avg_f16_nhwc(p: PoolParams, x: *const u16, y: *mut u16) {
+    unsafe { global_avg_nhwc::<GAP_F16>(&p, x as *const u8, y as *mut u8) }
+}
+
+/// Global average pooling, NHWC bf16; see [`pool_global_avg_f16_nhwc`].
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_global_avg_bf16_nhwc(p: PoolParams, x: *const u16, y: *mut u16) {
+    unsafe { global_avg_nhwc::<GAP_BF16>(&p, x as *const u8, y as *mut u8) }
+}
+
+/// Global average pooling, NHWC f32 (16-byte vectors when `c % 4 == 0`); see
+/// [`global_avg_nhwc`].
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_global_avg_f32_nhwc(p: PoolParams, x: *const f32, y: *mut f32) {
+    unsafe { global_avg_nhwc::<GAP_F32>(&p, x as *const u8, y as *mut u8) }
 }

@@ -75,6 +75,12 @@
 //! lane in one 8-byte (16-bit types) or 16-byte (f32) store when the row pitch is a
 //! multiple of 4, element stores otherwise. Every store is bounds-checked.
 //!
+//! # Split-K (`gemm_tc_splitk_*`, `gemm_tf32_splitk*`)
+//! For GEMMs with too few 128 × 128 tiles to fill the SMs (a fully connected layer at
+//! small batch), `gridDim.y` K splits each run the same main loop over a contiguous run
+//! of K slices and write raw f32 partial tiles to a `[splits][m][n]` workspace; the
+//! `gemm_splitk_reduce_*` kernel sums the slabs in split order and applies the epilogue.
+//!
 //! # Preconditions (checked by `cnnergy_host::launch::tensorcore`)
 //! `groups == 1`; every tensor < 2^31 elements; all pointers 16-byte aligned; fast
 //! kernels need the channel/`k`/`ld` alignment above; GEMM: `trans_a == 0`,
@@ -657,17 +663,36 @@ unsafe fn epilogue<const KIND: u32, const WM: u32, const WN: u32>(
 }
 
 /// The shared main loop + epilogue for a `64·WM × 64·WN` tile at `(m0, n0)`. `ld` holds
-/// the per-thread A/B row setup done by the caller.
+/// the per-thread A/B row setup done by the caller. `SPLITK = false`: the loop covers the
+/// whole K (`k_begin` must be 0). `SPLITK = true` (split-K partial): it covers K from
+/// `k_begin` (a multiple of the slice width, where `ld.kk` starts) up to `ld.k`, the end
+/// of the split's range (nothing when `k_begin >= ld.k`: the tile is then zero), and the
+/// epilogue writes f32 whatever the input kind.
 #[inline(always)]
-unsafe fn mainloop<const KIND: u32, const CONV: bool, const GATHER: bool, const WM: u32, const WN: u32>(
+unsafe fn mainloop<
+    const KIND: u32,
+    const CONV: bool,
+    const GATHER: bool,
+    const WM: u32,
+    const WN: u32,
+    const SPLITK: bool,
+>(
     mut ld: Loader,
     e: &Epi,
     m0: u32,
     n0: u32,
+    k_begin: u32,
 ) {
     let es = elem_bytes(KIND);
     let step = CHUNKS * 16 / es;
-    let num_k = ld.k.div_ceil(step);
+    // (The non-split kernels keep their original trip count computation.)
+    let num_k = if !SPLITK {
+        ld.k.div_ceil(step)
+    } else if ld.k > k_begin {
+        (ld.k - k_begin).div_ceil(step)
+    } else {
+        0
+    };
     let smem = dyn_smem_addr();
     let a_bytes = 64 * WM * ROW_BYTES;
     let stage_bytes = 64 * (WM + WN) * ROW_BYTES;
@@ -765,7 +790,13 @@ unsafe fn mainloop<const KIND: u32, const CONV: bool, const GATHER: bool, const 
     // Only empty groups can still be pending here; drain them anyway before exit.
     wait_group::<0>();
 
-    unsafe { epilogue::<KIND, WM, WN>(e, &acc, m0, n0, smem) };
+    unsafe {
+        if SPLITK {
+            epilogue::<TF32, WM, WN>(e, &acc, m0, n0, smem)
+        } else {
+            epilogue::<KIND, WM, WN>(e, &acc, m0, n0, smem)
+        }
+    };
 }
 
 /// This block's tile origin `(m0, n0)` for `bm × bn` tiles over `n_total` columns.
@@ -882,19 +913,23 @@ unsafe fn conv_body<const KIND: u32, const GATHER: bool, const WM: u32, const WN
         n: n_total,
         ld: n_total,
     };
-    unsafe { mainloop::<KIND, true, GATHER, WM, WN>(ld, &e, m0, n0) };
+    unsafe { mainloop::<KIND, true, GATHER, WM, WN, false>(ld, &e, m0, n0, 0) };
 }
 
+/// The loader of a GEMM tile at `(m0, n0)` over the K range `[k_begin, k_end)`
+/// (`k_begin` a multiple of the slice width): rows `m·lda` of A and `n·ldb` of B, this
+/// thread's chunk column at `k_begin + j·(16 / es)`, everything at or past `k_end` zero.
 #[inline(always)]
-unsafe fn gemm_body<const KIND: u32, const GATHER: bool>(
+fn gemm_loader<const KIND: u32>(
     p: &GemmParams,
     a: *const u8,
     b: *const u8,
-    bias: *const f32,
-    c: *mut u8,
-) {
+    m0: u32,
+    n0: u32,
+    k_begin: u32,
+    k_end: u32,
+) -> Loader {
     let es = elem_bytes(KIND);
-    let (m0, n0) = tile_origin(p.n, 128, 128);
     let (r, j, st_off) = loader_slot();
     let mut ld = Loader {
         a,
@@ -905,13 +940,13 @@ unsafe fn gemm_body<const KIND: u32, const GATHER: bool>(
         kw: 1,
         dh: 0,
         dw: 0,
-        k: p.k,
+        k: k_end,
         a_off: [0; 8],
         a_ih: [0; 8],
         a_iw: [0; 8],
         b_off: [0; 4],
         rows_ok: 0,
-        kk: j * (16 / es),
+        kk: k_begin + j * (16 / es),
         cc: 0,
         s: 0,
         sdw: 0,
@@ -931,6 +966,19 @@ unsafe fn gemm_body<const KIND: u32, const GATHER: bool>(
             ld.rows_ok |= 1 << (8 + i);
         }
     });
+    ld
+}
+
+#[inline(always)]
+unsafe fn gemm_body<const KIND: u32, const GATHER: bool>(
+    p: &GemmParams,
+    a: *const u8,
+    b: *const u8,
+    bias: *const f32,
+    c: *mut u8,
+) {
+    let (m0, n0) = tile_origin(p.n, 128, 128);
+    let ld = gemm_loader::<KIND>(p, a, b, m0, n0, 0, p.k);
     let e = Epi {
         bias,
         scale: bias,
@@ -947,7 +995,126 @@ unsafe fn gemm_body<const KIND: u32, const GATHER: bool>(
         n: p.n,
         ld: p.ldc,
     };
-    unsafe { mainloop::<KIND, false, GATHER, 2, 2>(ld, &e, m0, n0) };
+    unsafe { mainloop::<KIND, false, GATHER, 2, 2, false>(ld, &e, m0, n0, 0) };
+}
+
+/// Split-K partial GEMM: block `(blockIdx.x, blockIdx.y)` = (128 × 128 output tile, K
+/// split `s`). Split `s` covers the K slices `[s·sps, (s+1)·sps)` (`sps` =
+/// `slices_per_split`, slices of 32 elements for f16/bf16, 16 for tf32), i.e. K
+/// `[s·sps·w, min((s+1)·sps·w, k))`, and writes its raw f32 sums `Σ_k a[m,k]·b[n,k]` to
+/// `ws[s·m·n + m·n_cols + n]` (densely packed `[splits][m][n]`; no alpha, bias, beta or
+/// activation — [`splitk_reduce`] applies them). A split past the end of K writes zeros.
+/// Main loop, loads and shared memory exactly as the `gemm_tc_*` kernels.
+#[inline(always)]
+unsafe fn gemm_splitk_body<const KIND: u32, const GATHER: bool>(
+    p: &GemmParams,
+    a: *const u8,
+    b: *const u8,
+    ws: *mut f32,
+    slices_per_split: u32,
+) {
+    let step = CHUNKS * 16 / elem_bytes(KIND);
+    let (m0, n0) = tile_origin(p.n, 128, 128);
+    let split = block_idx_y();
+    // In elements; a split past K gets an empty range (k_end <= k_begin).
+    let k_begin = split * slices_per_split * step;
+    let k_end = (k_begin + slices_per_split * step).min(p.k);
+    let ld = gemm_loader::<KIND>(p, a, b, m0, n0, k_begin, k_end);
+    let slab = split as usize * p.m as usize * p.n as usize;
+    let e = Epi {
+        bias: null(),
+        scale: null(),
+        shift: null(),
+        res: null(),
+        res_mul: 0.0,
+        alpha: 1.0,
+        flags: 0,
+        act: ACT_NONE,
+        act_min: 0.0,
+        act_max: 0.0,
+        y: unsafe { ws.add(slab) } as *mut u8,
+        m: p.m,
+        n: p.n,
+        ld: p.n,
+    };
+    unsafe { mainloop::<KIND, false, GATHER, 2, 2, true>(ld, &e, m0, n0, k_begin) };
+}
+
+/// Second pass of split-K: `c[m, n] = act(alpha · Σ_s ws[s][m][n] + bias[n] + beta ·
+/// c[m, n])` (bias if `epilogue & EPI_BIAS`, the `c` term only when `beta != 0`), the
+/// same epilogue as the `gemm_tc_*` kernels, computed in f32 and rounded once to `c`'s
+/// type. The splits are summed in order `s = 0, 1, ..`, four slab loads in flight.
+///
+/// Thread mapping: grid-stride over the `m·n` outputs in row-major order, four columns
+/// per item (16-byte slab loads, one 8/16-byte store) when `n % 4 == 0` and `ldc % 4 ==
+/// 0`, one element per item otherwise. Any 1-D grid.
+#[inline(always)]
+unsafe fn splitk_reduce<const KIND: u32>(p: &GemmParams, ws: *const f32, splits: u32, bias: *const f32, c: *mut u8) {
+    let (m, n) = (p.m, p.n);
+    let mn = (m * n) as usize;
+    let vec = n & 3 == 0 && p.ldc & 3 == 0;
+    let per_row = if vec { n >> 2 } else { n };
+    let items = m * per_row;
+    let fd = crate::pool::FastDiv::new(per_row);
+    let has_bias = p.epilogue & EPI_BIAS != 0;
+    let has_c = p.beta != 0.0;
+    let stride = grid_stride_x();
+    let mut i = global_idx_x();
+    while i < items {
+        let (row, cq) = fd.divmod(i);
+        let col = if vec { cq * 4 } else { cq };
+        let at = (row * n + col) as usize;
+        let mut v = [0.0f32; 4];
+        let mut s = 0;
+        while s < splits {
+            let mut part = [[0.0f32; 4]; 4];
+            unroll!(u in 4 => {
+                if s + (u as u32) < splits {
+                    let q = unsafe { ws.add((s as usize + u) * mn + at) };
+                    if vec {
+                        let t = unsafe { crate::dcore::mem::ld_global_nc_f32x4(q) };
+                        part[u] = [t.x, t.y, t.z, t.w];
+                    } else {
+                        part[u][0] = unsafe { ld_global_nc_f32(q) };
+                    }
+                }
+            });
+            unroll!(u in 4 => {
+                if s + (u as u32) < splits {
+                    unroll!(q in 4 => {
+                        v[q] += part[u][q];
+                    });
+                }
+            });
+            s += 4;
+        }
+        let idx = row * p.ldc + col;
+        let lanes = if vec { 4 } else { 1 };
+        let mut old = [0.0f32; 4];
+        if has_c {
+            if vec {
+                old = unsafe { read4::<KIND>(c as *const u8, idx) };
+            } else {
+                old[0] = unsafe { read_elem::<KIND>(c as *const u8, idx) };
+            }
+        }
+        unroll!(q in 4 => {
+            if (q as u32) < lanes {
+                let b = if has_bias { unsafe { ld_global_nc_f32(bias.add((col + q as u32) as usize)) } } else { 0.0 };
+                let mut x = fma(v[q], p.alpha, b);
+                if has_c {
+                    x = fma(old[q], p.beta, x);
+                }
+                v[q] = activate(x, p.act, p.act_min, p.act_max);
+            }
+        });
+        if vec {
+            unsafe { write4::<KIND>(c, idx, v) };
+        } else {
+            unsafe { write_elem::<KIND>(c, idx, v[0]) };
+        }
+        i += stride;
+    }
 }
 
 macro_rules! conv_kernels {
@@ -1012,4 +1179,48 @@ gemm_kernels! {
     gemm_tc_f16_gather, u16, F16, true;
     gemm_tc_bf16_gather, u16, BF16, true;
     gemm_tf32_gather, f32, TF32, true;
+}
+
+macro_rules! splitk_kernels {
+    ($($name:ident, $t:ty, $kind:expr, $gather:expr;)*) => {$(
+        /// Split-K tensor-core GEMM, first pass: f32 partial sums of `a · bᵀ` per K split
+        /// into `ws` (`[gridDim.y][m][n]`); see `gemm_splitk_body` for the mapping and
+        /// the module documentation for tiling and preconditions. Grid
+        /// `(ceil(m/128)·ceil(n/128), splits)`, 128 threads, [`SMEM_BYTES`] dynamic shared
+        /// memory. `ws` holds `splits·m·n` f32, 16-byte aligned; `slices_per_split >= 1`;
+        /// `splits·m·n < 2^31`.
+        #[no_mangle]
+        pub unsafe extern "ptx-kernel" fn $name(p: GemmParams, a: *const $t, b: *const $t, ws: *mut f32, slices_per_split: u32) {
+            unsafe { gemm_splitk_body::<{ $kind }, { $gather }>(&p, a as *const u8, b as *const u8, ws, slices_per_split) }
+        }
+    )*};
+}
+
+splitk_kernels! {
+    gemm_tc_splitk_f16, u16, F16, false;
+    gemm_tc_splitk_bf16, u16, BF16, false;
+    gemm_tf32_splitk, f32, TF32, false;
+    gemm_tc_splitk_f16_gather, u16, F16, true;
+    gemm_tc_splitk_bf16_gather, u16, BF16, true;
+    gemm_tf32_splitk_gather, f32, TF32, true;
+}
+
+macro_rules! splitk_reduce_kernels {
+    ($($name:ident, $t:ty, $kind:expr;)*) => {$(
+        /// Split-K second pass: sums the `splits` f32 slabs of `ws` and applies the GEMM
+        /// epilogue into `c` (see `splitk_reduce`). Any 1-D grid. `ws` holds
+        /// `splits·m·n` f32 written by the matching `*_splitk*` kernel, `c` is `[m, ldc]`
+        /// in the input type (read too when `beta != 0`), `bias` `[n]` f32 (may be null
+        /// without `EPI_BIAS`); all 16-byte aligned; `splits >= 1`.
+        #[no_mangle]
+        pub unsafe extern "ptx-kernel" fn $name(p: GemmParams, ws: *const f32, splits: u32, bias: *const f32, c: *mut $t) {
+            unsafe { splitk_reduce::<{ $kind }>(&p, ws, splits, bias, c as *mut u8) }
+        }
+    )*};
+}
+
+splitk_reduce_kernels! {
+    gemm_splitk_reduce_f16, u16, F16;
+    gemm_splitk_reduce_bf16, u16, BF16;
+    gemm_splitk_reduce_f32, f32, TF32;
 }

@@ -43,11 +43,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod energy;
 pub mod error;
 pub mod format;
 pub mod info;
 pub mod reader;
 pub mod records;
+pub mod report;
 pub mod writer;
 
 #[doc(hidden)]

@@ -91,6 +91,24 @@ pub const KERNELS: &[KernelSpec] = &[
         "256 threads/block, one (pixel, 8 channels) per thread, grid-stride, blocks <= 16 * SMs; c % 8 == 0"
     ),
     spec!(
+        "pool_global_avg_f16_nhwc",
+        Pool,
+        "global_avg",
+        F16,
+        Nhwc,
+        "block (32 items, rows = clamp(ceil(h*w/4), 1, 16) pixel rows), grid (ceil(items/32), min(n, 65535)); \
+           item = 8 channels (16 B) when c % 8 == 0, else 1 channel; rows meet in shared memory"
+    ),
+    spec!("pool_global_avg_bf16_nhwc", Pool, "global_avg", BF16, Nhwc, "as pool_global_avg_f16_nhwc"),
+    spec!(
+        "pool_global_avg_f32_nhwc",
+        Pool,
+        "global_avg",
+        F32,
+        Nhwc,
+        "as pool_global_avg_f16_nhwc, item = 4 channels (16 B) when c % 4 == 0"
+    ),
+    spec!(
         "eltwise_act_f32",
         Activation,
         "act",
@@ -110,6 +128,15 @@ pub const KERNELS: &[KernelSpec] = &[
         F32,
         Nchw,
         "as eltwise_act_f32 (flat over the tensor, channel by mul.hi division)"
+    ),
+    spec!(
+        "channel_affine_f32_nchw_planes",
+        Norm,
+        "batchnorm_planes",
+        F32,
+        Nchw,
+        "tiles = (plane, chunk of 4*block vectors), block = clamp(pow2(ceil(hw/16)), 32, 256) threads, \
+           blocks = min(tiles, 32 * SMs * 256/block / 8) grid-striding; channel uniform per tile, head/body/tail vectors"
     ),
     spec!(
         "lrn_f32_nchw",
@@ -236,6 +263,23 @@ pub const KERNELS: &[KernelSpec] = &[
         BF16,
         Nhwc,
         "as convert_nchw_to_nhwc_small_c_f32"
+    ),
+    spec!(
+        "convert_nchw_f32_to_nhwc_pix8_f16",
+        Convert,
+        "nchw_f32_to_nhwc_pix8",
+        F16,
+        Nhwc,
+        "c <= 8 and hw % 8 == 0: 256 threads/block, 8 pixels per thread (2c 16-byte loads, c 16-byte stores), \
+           blocks = ceil(n*hw/8 / 256) (grid-stride)"
+    ),
+    spec!(
+        "convert_nchw_f32_to_nhwc_pix8_bf16",
+        Convert,
+        "nchw_f32_to_nhwc_pix8",
+        BF16,
+        Nhwc,
+        "as convert_nchw_f32_to_nhwc_pix8_f16"
     ),
     spec!(
         "convert_f32_to_f16",
@@ -426,6 +470,83 @@ pub fn pool2d_f16_nhwc(gpu: &Gpu, p: &Pool2d, x: &impl DevicePtr<u16>, y: &mut i
     launch(gpu, symbol, cfg_1d(grid_1d_wave(gpu, (q.out_len() / 8) as u64)), &params, &[xp, yp])
 }
 
+/// Pixel rows of the NHWC global average pool's block for `hw` pixels: about four
+/// pixels per thread, 1..=16 rows (kernels::pool::GAP_NHWC_MAX_ROWS).
+pub fn global_avg_nhwc_rows(hw: usize) -> u32 {
+    hw.div_ceil(4).clamp(1, 16) as u32
+}
+
+/// Launch configuration of the NHWC global average pool: block `(32, rows)`, grid
+/// `(ceil(items / 32), min(n, 65535))`, an item being a 16-byte vector of channels when
+/// `c` is a multiple of `16 / elem_bytes`, else one channel.
+pub fn global_avg_nhwc_config(p: &Pool2d, elem_bytes: usize) -> LaunchConfig {
+    let ve = 16 / elem_bytes;
+    let items = if p.c.is_multiple_of(ve) { p.c / ve } else { p.c };
+    LaunchConfig {
+        grid_dim: (items.div_ceil(32) as u32, p.n.min(65535) as u32, 1),
+        block_dim: (32, global_avg_nhwc_rows(p.h * p.w), 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn check_global_avg(p: &Pool2d) -> Result<PoolParams> {
+    if p.kind != PoolKind::GlobalAvg {
+        return Err(invalid("the NHWC global average pool kernel was asked for a windowed pool"));
+    }
+    let params = pool_params(p)?;
+    if p.c.div_ceil(32) > (1 << 31) - 1 {
+        return Err(invalid("global average pool: too many channels"));
+    }
+    Ok(params)
+}
+
+/// Global average pooling on NHWC f16 or bf16 (`dtype`), any `c`: `y` is `[n, 1, 1, c]`.
+pub fn global_avg_pool_nhwc_half(
+    gpu: &Gpu,
+    dtype: DType,
+    p: &Pool2d,
+    x: &impl DevicePtr<u16>,
+    y: &mut impl DevicePtrMut<u16>,
+) -> Result<()> {
+    let symbol = if half_suffix(dtype)? == "f16" { "pool_global_avg_f16_nhwc" } else { "pool_global_avg_bf16_nhwc" };
+    let params = check_global_avg(p)?;
+    let (xp, _gx) = input(gpu, "pool input", x, p.in_len())?;
+    let (yp, _gy) = output(gpu, "pool output", y, p.out_len())?;
+    launch(gpu, symbol, global_avg_nhwc_config(p, 2), &params, &[xp, yp])
+}
+
+/// Global average pooling on NHWC f32, any `c`.
+pub fn global_avg_pool_nhwc_f32(
+    gpu: &Gpu,
+    p: &Pool2d,
+    x: &impl DevicePtr<f32>,
+    y: &mut impl DevicePtrMut<f32>,
+) -> Result<()> {
+    let params = check_global_avg(p)?;
+    let (xp, _gx) = input(gpu, "pool input", x, p.in_len())?;
+    let (yp, _gy) = output(gpu, "pool output", y, p.out_len())?;
+    launch(gpu, "pool_global_avg_f32_nhwc", global_avg_nhwc_config(p, 4), &params, &[xp, yp])
+}
+
+/// NHWC f16/bf16 pooling with the dedicated global-average kernel: global average by
+/// [`global_avg_pool_nhwc_half`] (any `c`), max/average windows by
+/// [`pool2d_f16_nhwc`] (f16, `c % 8 == 0`). The executor's entry point for NHWC pools.
+pub fn pool2d_nhwc_half(
+    gpu: &Gpu,
+    dtype: DType,
+    p: &Pool2d,
+    x: &impl DevicePtr<u16>,
+    y: &mut impl DevicePtrMut<u16>,
+) -> Result<()> {
+    if p.kind == PoolKind::GlobalAvg {
+        return global_avg_pool_nhwc_half(gpu, dtype, p, x, y);
+    }
+    if dtype != DType::F16 {
+        return Err(invalid(format!("NHWC windowed pooling has f16 kernels only, got {dtype}")));
+    }
+    pool2d_f16_nhwc(gpu, p, x, y)
+}
+
 // ---------------------------------------------------------------------------------------
 // Activations and add
 
@@ -559,6 +680,62 @@ pub fn batch_norm_f32_in_place(
     let (tp, _gt) = input(gpu, "batchnorm shift", shift, p.c)?;
     let (xp, _gx) = output(gpu, "batchnorm tensor", x, p.len())?;
     launch(gpu, "channel_affine_f32_nchw", cfg_1d(stream_blocks(p.len(), 4)), &params, &[xp, sp, tp, xp])
+}
+
+/// Threads per block of `channel_affine_f32_nchw_planes` for planes of `hw` elements:
+/// the power of two near `hw / 16` (four vectors per thread), 32..=256.
+pub fn planes_block(hw: usize) -> u32 {
+    hw.div_ceil(16).next_power_of_two().clamp(32, 256) as u32
+}
+
+/// Launch configuration of `channel_affine_f32_nchw_planes`: `n·c·chunks` tiles (a
+/// chunk = 4 vectors per thread of one plane), one block per tile up to a cap of about
+/// 4 resident-block waves (`4 · SMs · 2048 / block` threads' worth), grid-stride beyond.
+pub fn planes_config(p: &BatchNorm, sm_count: u32) -> LaunchConfig {
+    let hw = p.h * p.w;
+    let bd = planes_block(hw);
+    let chunks = (hw / 4).div_ceil(bd as usize * 4).max(1);
+    let tiles = p.n * p.c * chunks;
+    let cap = 4 * sm_count.max(1) as usize * (2048 / bd as usize);
+    LaunchConfig { grid_dim: (tiles.clamp(1, cap) as u32, 1, 1), block_dim: (bd, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// [`batch_norm_f32`] on `channel_affine_f32_nchw_planes`: the channel is uniform per
+/// block (no per-element division) and every plane streams as 16-byte vectors whatever
+/// `h·w`.
+pub fn batch_norm_f32_planes(
+    gpu: &Gpu,
+    p: &BatchNorm,
+    act: Act,
+    x: &impl DevicePtr<f32>,
+    scale: &impl DevicePtr<f32>,
+    shift: &impl DevicePtr<f32>,
+    y: &mut impl DevicePtrMut<f32>,
+) -> Result<()> {
+    let params = affine_params(p, act)?;
+    let (xp, _gx) = input(gpu, "batchnorm input", x, p.len())?;
+    let (sp, _gs) = input(gpu, "batchnorm scale", scale, p.c)?;
+    let (tp, _gt) = input(gpu, "batchnorm shift", shift, p.c)?;
+    let (yp, _gy) = output(gpu, "batchnorm output", y, p.len())?;
+    let cfg = planes_config(p, gpu.info.sm_count);
+    launch(gpu, "channel_affine_f32_nchw_planes", cfg, &params, &[xp, sp, tp, yp])
+}
+
+/// [`batch_norm_f32_planes`] in place.
+pub fn batch_norm_f32_planes_in_place(
+    gpu: &Gpu,
+    p: &BatchNorm,
+    act: Act,
+    x: &mut impl DevicePtrMut<f32>,
+    scale: &impl DevicePtr<f32>,
+    shift: &impl DevicePtr<f32>,
+) -> Result<()> {
+    let params = affine_params(p, act)?;
+    let (sp, _gs) = input(gpu, "batchnorm scale", scale, p.c)?;
+    let (tp, _gt) = input(gpu, "batchnorm shift", shift, p.c)?;
+    let (xp, _gx) = output(gpu, "batchnorm tensor", x, p.len())?;
+    let cfg = planes_config(p, gpu.info.sm_count);
+    launch(gpu, "channel_affine_f32_nchw_planes", cfg, &params, &[xp, sp, tp, xp])
 }
 
 /// Local response normalisation (ONNX LRN) on NCHW f32.
@@ -819,6 +996,35 @@ pub fn nchw_f32_to_nhwc_half(
     launch(gpu, symbol, cfg, &params, &[xp, yp])
 }
 
+/// Whether `convert_nchw_f32_to_nhwc_pix8_*` takes `[n, c, h, w]`: `c <= 8` and
+/// `h·w % 8 == 0` (whole 16-byte groups of 8 pixels).
+pub fn pix8_applies(dims: [usize; 4]) -> bool {
+    dims[1] >= 1 && dims[1] <= SMALL_C && (dims[2] * dims[3]).is_multiple_of(8)
+}
+
+/// [`nchw_f32_to_nhwc_half`] through the eight-pixels-per-thread kernel where
+/// [`pix8_applies`] (the network input: 3 channels, 224 × 224), else through
+/// [`nchw_f32_to_nhwc_half`]. Bit-identical results either way.
+pub fn nchw_f32_to_nhwc_half_pix8(
+    gpu: &Gpu,
+    dtype: DType,
+    dims: [usize; 4],
+    x: &impl DevicePtr<f32>,
+    y: &mut impl DevicePtrMut<u16>,
+) -> Result<()> {
+    if !pix8_applies(dims) {
+        return nchw_f32_to_nhwc_half(gpu, dtype, dims, x, y);
+    }
+    let f16 = half_suffix(dtype)? == "f16";
+    let params = convert_params(dims)?;
+    let len = dims.iter().product::<usize>();
+    let (xp, _gx) = input(gpu, "convert input", x, len)?;
+    let (yp, _gy) = output(gpu, "convert output", y, len)?;
+    let symbol = if f16 { "convert_nchw_f32_to_nhwc_pix8_f16" } else { "convert_nchw_f32_to_nhwc_pix8_bf16" };
+    let items = (dims[0] * dims[2] * dims[3] / 8) as u64;
+    launch(gpu, symbol, cfg_1d(grid_1d(items)), &params, &[xp, yp])
+}
+
 /// f32 → f16/bf16 over `len` elements, any layout (round to nearest even).
 pub fn f32_to_half(
     gpu: &Gpu,
@@ -868,6 +1074,39 @@ mod tests {
         assert_eq!(softmax_block(1001), (512, 1));
         assert_eq!(softmax_block(16384), (1024, 1));
         assert_eq!(softmax_block(100_000), (1024, 1));
+    }
+
+    #[test]
+    fn new_kernel_launch_rules() {
+        // ResNet-50's final pool at batch 64, f16: 2048 / 8 = 256 vector items -> 8 x 64
+        // blocks of 32 x 13 (49 pixels, ~4 per row).
+        let p = Pool2d::global_avg(64, 2048, 7, 7);
+        let cfg = global_avg_nhwc_config(&p, 2);
+        assert_eq!((cfg.grid_dim, cfg.block_dim), ((8, 64, 1), (32, 13, 1)));
+        // f32 items are 4 channels: 512 -> 16 blocks across.
+        assert_eq!(global_avg_nhwc_config(&p, 4).grid_dim, (16, 64, 1));
+        // Odd c: one channel per item; 1x1 planes: one row.
+        let odd = Pool2d::global_avg(70_000, 67, 1, 1);
+        assert_eq!(
+            (global_avg_nhwc_config(&odd, 2).grid_dim, global_avg_nhwc_config(&odd, 2).block_dim),
+            ((3, 65535, 1), (32, 1, 1))
+        );
+        assert_eq!(global_avg_nhwc_rows(56 * 56), 16);
+        // Planes: 56x56 -> 196 -> 256 threads, one chunk per plane (784 vectors <= 1024).
+        assert_eq!(planes_block(56 * 56), 256);
+        assert_eq!(planes_block(49), 32);
+        assert_eq!(planes_block(28 * 28), 64);
+        let bn = BatchNorm::new(64, 64, 56, 56);
+        let cfg = planes_config(&bn, 132);
+        assert_eq!((cfg.grid_dim.0, cfg.block_dim.0), (4096, 256));
+        // 112x112: 3136 vectors -> 4 chunks of 1024 per plane.
+        assert_eq!(planes_config(&BatchNorm::new(1, 3, 112, 112), 132).grid_dim.0, 12);
+        // Many small planes: capped at 4 waves of 32-thread blocks.
+        assert_eq!(planes_config(&BatchNorm::new(64, 2048, 7, 7), 132).grid_dim.0, 4 * 132 * 64);
+        assert!(pix8_applies([64, 3, 224, 224]));
+        assert!(!pix8_applies([1, 3, 7, 5]));
+        assert!(!pix8_applies([1, 9, 8, 8]));
+        assert!(pix8_applies([2, 8, 2, 4]));
     }
 
     #[test]

@@ -101,7 +101,24 @@ pub const KERNELS: &[KernelSpec] = &[
     spec("gemm_tc_f16_gather", LayerType::Gemm, "tc_gather", DType::F16),
     spec("gemm_tc_bf16_gather", LayerType::Gemm, "tc_gather", DType::BF16),
     spec("gemm_tf32_gather", LayerType::Gemm, "tc_gather", DType::F32),
+    spec_splitk("gemm_tc_splitk_f16", "tc_splitk", DType::F16),
+    spec_splitk("gemm_tc_splitk_bf16", "tc_splitk", DType::BF16),
+    spec_splitk("gemm_tf32_splitk", "tc_splitk", DType::F32),
+    spec_splitk("gemm_tc_splitk_f16_gather", "tc_splitk_gather", DType::F16),
+    spec_splitk("gemm_tc_splitk_bf16_gather", "tc_splitk_gather", DType::BF16),
+    spec_splitk("gemm_tf32_splitk_gather", "tc_splitk_gather", DType::F32),
+    spec_splitk("gemm_splitk_reduce_f16", "tc_splitk_reduce", DType::F16),
+    spec_splitk("gemm_splitk_reduce_bf16", "tc_splitk_reduce", DType::BF16),
+    spec_splitk("gemm_splitk_reduce_f32", "tc_splitk_reduce", DType::F32),
 ];
+
+const RULE_SPLITK: &str = "split-K: grid (ceil(M/128)*ceil(N/128), S) blocks of 128 threads (128x128 tile, 68 KiB smem), \
+                           S = min(16, 2*SMs/tiles, K slices/4) when tiles < SMs, f32 partials [S][M][N] in a workspace; \
+                           then gemm_splitk_reduce_*: 256 threads/block, 4 columns per thread, sums S slabs + epilogue";
+
+const fn spec_splitk(symbol: &'static str, variant: &'static str, dtype: DType) -> KernelSpec {
+    KernelSpec { symbol, layer: LayerType::Gemm, variant, dtype, layout: Layout::Nhwc, launch_rule: RULE_SPLITK }
+}
 
 /// Host element type of a tensor-core buffer: `u16` (f16/bf16 bits) or `f32`.
 pub trait TcElem: DeviceRepr + Copy + 'static {
@@ -489,6 +506,174 @@ pub fn gemm<T: TcElem>(
     Ok(Launched { symbol, cfg })
 }
 
+// ---------------------------------------------------------------------------------------
+// Split-K GEMM
+
+/// Largest split count of the split-K GEMM.
+pub const MAX_SPLITS: usize = 16;
+/// Fewest K slices (32 elements for f16/bf16, 16 for tf32) per split the rule accepts:
+/// shorter splits spend more on the pipeline prologue and the partial-sum traffic than
+/// they gain.
+const MIN_SLICES_PER_SPLIT: usize = 4;
+
+/// K elements per slice of the tensor-core main loop (4 chunks of 16 bytes).
+pub const fn slice_elems(dtype: DType) -> usize {
+    4 * chunk_elems(dtype)
+}
+
+/// The split count the launch rule picks for `g` on a GPU with `sm_count` SMs: 1 (no
+/// split) when the 128 × 128 tiles alone fill the SMs, else enough splits for about two
+/// resident blocks per SM (what the 68 KiB / 240-register blocks allow), at most
+/// [`MAX_SPLITS`], with at least 4 K slices per split. VGG-16's 25088 → 4096 FC at batch
+/// 64 on 132 SMs: 32 tiles → 8 splits (256 blocks) of 98 slices.
+pub fn splitk_splits(dtype: DType, g: &GemmTc, sm_count: u32) -> usize {
+    let tiles = g.m.div_ceil(128) * g.n.div_ceil(128);
+    let sms = sm_count.max(1) as usize;
+    if tiles == 0 || tiles >= sms {
+        return 1;
+    }
+    let slices = g.k.div_ceil(slice_elems(dtype));
+    (2 * sms / tiles).min(MAX_SPLITS).min(slices / MIN_SLICES_PER_SPLIT).max(1)
+}
+
+/// How `splits` requested splits divide K: `(slices_per_split, effective splits)`; the
+/// effective count drops empty trailing splits (e.g. 9 slices in 4 splits → 3 of 3).
+pub fn splitk_layout(dtype: DType, k: usize, splits: usize) -> (usize, usize) {
+    let slices = k.div_ceil(slice_elems(dtype)).max(1);
+    let per = slices.div_ceil(splits.clamp(1, slices));
+    (per, slices.div_ceil(per))
+}
+
+/// f32 elements of the split-K workspace for `g` cut into `splits` (requested) splits.
+pub fn splitk_workspace_len(dtype: DType, g: &GemmTc, splits: usize) -> usize {
+    splitk_layout(dtype, g.k, splits).1 * g.m * g.n
+}
+
+/// The split-K first-pass kernel for `dtype` and `g` (fast or gather as [`gemm_symbol`]).
+pub fn splitk_symbol(dtype: DType, g: &GemmTc) -> &'static str {
+    match gemm_symbol(dtype, g) {
+        "gemm_tc_f16" => "gemm_tc_splitk_f16",
+        "gemm_tc_bf16" => "gemm_tc_splitk_bf16",
+        "gemm_tf32" => "gemm_tf32_splitk",
+        "gemm_tc_f16_gather" => "gemm_tc_splitk_f16_gather",
+        "gemm_tc_bf16_gather" => "gemm_tc_splitk_bf16_gather",
+        _ => "gemm_tf32_splitk_gather",
+    }
+}
+
+fn reduce_symbol(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F16 => "gemm_splitk_reduce_f16",
+        DType::BF16 => "gemm_splitk_reduce_bf16",
+        DType::F32 => "gemm_splitk_reduce_f32",
+    }
+}
+
+/// Launch configuration of the reduce pass: 256 threads, one item (4 columns when `n`
+/// and `ldc` are multiples of 4, else 1) per thread, at most 16 blocks per SM
+/// (grid-stride beyond).
+pub fn splitk_reduce_config(g: &GemmTc, sm_count: u32) -> LaunchConfig {
+    let per_item = if g.n.is_multiple_of(4) && g.ldc.is_multiple_of(4) { 4 } else { 1 };
+    let items = g.m * g.n / per_item;
+    let blocks = items.div_ceil(256).clamp(1, 16 * sm_count.max(1) as usize);
+    LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// Launches the split-K tensor-core GEMM (two kernels) on `gpu.stream`: the partial
+/// products of `splits` K ranges (requested count, 1..=[`MAX_SPLITS`]; fewer when K has
+/// fewer slices) into `workspace` (at least [`splitk_workspace_len`] f32, 16-byte
+/// aligned, contents ignored), then the reduce pass that sums them and applies the
+/// epilogue into `c`. Same contract as [`gemm`] otherwise. Returns the first kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_splitk<T: TcElem>(
+    gpu: &Gpu,
+    dtype: DType,
+    g: &GemmTc,
+    splits: usize,
+    a: &CudaView<T>,
+    b: &CudaView<T>,
+    bias: Option<&CudaView<f32>>,
+    workspace: &mut CudaViewMut<f32>,
+    c: &mut CudaViewMut<T>,
+) -> Result<Launched> {
+    check_elem::<T>(dtype)?;
+    if !(1..=MAX_SPLITS).contains(&splits) {
+        return Err(invalid(format!("gemm tc_splitk: splits must be 1..={MAX_SPLITS}, got {splits}")));
+    }
+    let params = gemm_params(g, bias.is_some())?;
+    let (la, lb, lc) = g.lens();
+    let at_least = |what: &str, got: usize, want: usize| {
+        if got < want {
+            Err(invalid(format!("gemm tc_splitk: {what} has {got} elements, needs at least {want}")))
+        } else {
+            Ok(())
+        }
+    };
+    at_least("A", a.len(), la)?;
+    at_least("B", b.len(), lb)?;
+    at_least("C", c.len(), lc)?;
+    if let Some(bias) = bias {
+        check_len("bias", bias.len(), g.n)?;
+    }
+    let (per, eff) = splitk_layout(dtype, g.k, splits);
+    let ws_len = eff * g.m * g.n;
+    check_size("the split-K workspace", ws_len)?;
+    at_least("the workspace", workspace.len(), ws_len)?;
+    let mut cfg = launch_config(g.m, g.n, Tile::T128X128)?;
+    cfg.grid_dim.1 = eff as u32;
+    let symbol = splitk_symbol(dtype, g);
+    let f = load(gpu, symbol, cfg.shared_mem_bytes)?;
+    let (ap, _ga) = addr(gpu, "A", a)?;
+    let (bp, _gb) = addr(gpu, "B", b)?;
+    let (biasp, _gbias) = addr_opt(gpu, "bias", bias)?;
+    let (wp, _gw) = workspace.device_ptr_mut(&gpu.stream);
+    if wp % 16 != 0 {
+        return Err(invalid(format!("gemm tc_splitk: workspace at {wp:#x} is not 16-byte aligned")));
+    }
+    let (cp, _gc) = c.device_ptr_mut(&gpu.stream);
+    if cp % 16 != 0 {
+        return Err(invalid(format!("tensor-core kernels: C at {cp:#x} is not 16-byte aligned")));
+    }
+    let per_u32 = per as u32;
+    let mut lb1 = gpu.stream.launch_builder(&f);
+    lb1.arg(&params).arg(&ap).arg(&bp).arg(&wp).arg(&per_u32);
+    // SAFETY: matches `splitk_kernels!` (GemmParams, a, b, ws, slices_per_split); the
+    // workspace holds eff·m·n f32 (the grid's y extent is eff), sizes and alignment checked.
+    unsafe { lb1.launch(cfg) }.map_err(Error::driver("launching a split-K gemm"))?;
+    let rcfg = splitk_reduce_config(g, gpu.info.sm_count);
+    let rf = registry::function(&gpu.module, reduce_symbol(dtype))?;
+    let eff_u32 = eff as u32;
+    let mut lb2 = gpu.stream.launch_builder(&rf);
+    lb2.arg(&params).arg(&wp).arg(&eff_u32).arg(&biasp).arg(&cp);
+    // SAFETY: matches `splitk_reduce_kernels!` (GemmParams, ws, splits, bias, c); same
+    // buffers as above, same stream, so the first pass has finished writing `ws`.
+    unsafe { lb2.launch(rcfg) }.map_err(Error::driver("launching the split-K reduce"))?;
+    Ok(Launched { symbol, cfg })
+}
+
+/// [`gemm_splitk`] with the split count of [`splitk_splits`] when that is at least 2 and
+/// `workspace` is given and large enough; [`gemm`] otherwise. The executor's entry point
+/// for fully connected layers.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_auto<T: TcElem>(
+    gpu: &Gpu,
+    dtype: DType,
+    g: &GemmTc,
+    a: &CudaView<T>,
+    b: &CudaView<T>,
+    bias: Option<&CudaView<f32>>,
+    workspace: Option<&mut CudaViewMut<f32>>,
+    c: &mut CudaViewMut<T>,
+) -> Result<Launched> {
+    let splits = splitk_splits(dtype, g, gpu.info.sm_count);
+    match workspace {
+        Some(ws) if splits >= 2 && ws.len() >= splitk_workspace_len(dtype, g, splits) => {
+            gemm_splitk(gpu, dtype, g, splits, a, b, bias, ws, c)
+        }
+        _ => gemm(gpu, dtype, g, a, b, bias, c),
+    }
+}
+
 /// Conv weights OIHW f32 → OHWI (KRSC) in `dtype` (f16/bf16 bits), what the 16-bit
 /// kernels read.
 pub fn conv_weights_ohwi(p: &Conv2d, w_oihw: &[f32], dtype: DType) -> Result<Vec<u16>> {
@@ -548,6 +733,43 @@ mod tests {
         assert!(conv_params(&Conv2d::new(1, 8, 4, 4, 8, 3, 3), &bad_act).is_err());
         let huge = Conv2d::new(1 << 12, 64, 1 << 10, 1 << 10, 8, 1, 1);
         assert!(conv_params(&huge, &Epilogue::NONE).unwrap_err().to_string().contains("2^31"));
+    }
+
+    #[test]
+    fn splitk_rule_and_layout() {
+        // VGG-16 classifier.0 at batch 64 on an H100/H200 (132 SMs): 32 tiles, 784 slices.
+        let fc = GemmTc::new(64, 4096, 25088);
+        assert_eq!(splitk_splits(DType::F16, &fc, 132), 8);
+        // Batch 1 has the same tile count.
+        assert_eq!(splitk_splits(DType::F16, &GemmTc::new(1, 4096, 25088), 132), 8);
+        // ResNet-50 fc 2048 -> 1000: 8 tiles; 64 slices allow 16 splits of 4.
+        assert_eq!(splitk_splits(DType::F16, &GemmTc::new(64, 1000, 2048), 132), 16);
+        // tf32 slices are 16 wide: 2048 / 16 = 128 slices, still capped at 16.
+        assert_eq!(splitk_splits(DType::F32, &GemmTc::new(64, 1000, 2048), 132), 16);
+        // Short K: 100 elements = 4 slices -> 1 split of 4 slices.
+        assert_eq!(splitk_splits(DType::F16, &GemmTc::new(64, 1000, 100), 132), 1);
+        // Enough tiles already: no split.
+        assert_eq!(splitk_splits(DType::F16, &GemmTc::new(2048, 2048, 4096), 132), 1);
+        // 9 slices in 4 requested splits: 3 per split, 3 splits (no empty one).
+        assert_eq!(splitk_layout(DType::F16, 9 * 32, 4), (3, 3));
+        assert_eq!(splitk_layout(DType::F16, 9 * 32 - 5, 4), (3, 3));
+        assert_eq!(splitk_layout(DType::F16, 1000, 16), (2, 16));
+        assert_eq!(splitk_layout(DType::F16, 1000, 1), (32, 1));
+        // More splits than slices: one slice each.
+        assert_eq!(splitk_layout(DType::F32, 40, 16), (1, 3));
+        assert_eq!(splitk_workspace_len(DType::F16, &fc, 8), 8 * 64 * 4096);
+        assert_eq!(splitk_symbol(DType::F16, &fc), "gemm_tc_splitk_f16");
+        assert_eq!(splitk_symbol(DType::F16, &GemmTc::new(8, 8, 45)), "gemm_tc_splitk_f16_gather");
+        assert_eq!(splitk_symbol(DType::F32, &GemmTc::new(8, 8, 30)), "gemm_tf32_splitk_gather");
+        for dt in [DType::F16, DType::BF16, DType::F32] {
+            for g in [fc, GemmTc::new(8, 8, 45)] {
+                assert!(KERNELS.iter().any(|k| k.symbol == splitk_symbol(dt, &g)));
+            }
+            assert!(KERNELS.iter().any(|k| k.symbol == reduce_symbol(dt)));
+        }
+        let r = splitk_reduce_config(&GemmTc::new(64, 4096, 25088), 132);
+        assert_eq!(r.grid_dim.0, 256);
+        assert_eq!(splitk_reduce_config(&GemmTc::new(3, 5, 7), 132).grid_dim.0, 1);
     }
 
     #[test]
@@ -641,6 +863,20 @@ mod tests {
         /// Runs the model; returns `y` (`m × ld` elements, NaN where never written) and
         /// the write count per element.
         fn run(prob: Prob, tile: Tile, es: usize, gather: bool, a: &[f64], b: &[f64]) -> (Vec<f64>, Vec<u32>) {
+            run_k(prob, tile, es, gather, a, b, None)
+        }
+
+        /// [`run`] over the K range `[k_begin, k_end)` only (`k_begin` a multiple of the
+        /// slice width), as one split of the split-K kernels computes it.
+        fn run_k(
+            prob: Prob,
+            tile: Tile,
+            es: usize,
+            gather: bool,
+            a: &[f64],
+            b: &[f64],
+            krange: Option<(usize, usize)>,
+        ) -> (Vec<f64>, Vec<u32>) {
             let (bm, bn) = (tile.bm, tile.bn);
             let (a_rows, b_rows, warps_m) = (bm / 32, bn / 32, bm / 64);
             let a_stage = bm * ROW;
@@ -662,7 +898,8 @@ mod tests {
             let mut writes = vec![0u32; m_total * ld];
             let tiles_n = n_total.div_ceil(bn);
             let blocks = m_total.div_ceil(bm) * tiles_n;
-            let num_k = k_total.div_ceil(step);
+            let (k_begin, k_end) = krange.unwrap_or((0, k_total));
+            let num_k = if k_end > k_begin { (k_end - k_begin).div_ceil(step) } else { 0 };
             for bid in 0..blocks {
                 let (m0, n0) = ((bid / tiles_n) * bm, (bid % tiles_n) * bn);
                 // Loader state per thread, as in conv_body / gemm_body.
@@ -676,7 +913,7 @@ mod tests {
                             b_base: [0; 4],
                             a_ok: [false; 8],
                             b_ok: [false; 4],
-                            kk: j * epc,
+                            kk: k_begin + j * epc,
                             cc: 0,
                             s: 0,
                             sdw: 0,
@@ -746,7 +983,7 @@ mod tests {
                                 }
                             }
                         }
-                        let k_ok = if gather { kk < k_total } else { th.kk < k_total };
+                        let k_ok = if gather { kk < k_end } else { th.kk < k_end };
                         for i in 0..a_rows {
                             let av = match prob {
                                 Prob::Conv { p } => {
@@ -975,6 +1212,47 @@ mod tests {
             for c in shapes {
                 check_conv(c, 2);
                 check_conv(c, 4);
+            }
+        }
+
+        /// Split-K: the splits' K ranges (from `splitk_layout`, as `gemm_splitk_body`
+        /// derives them) partition K, so the per-split partial tiles sum to the full
+        /// product, on the fast and gather paths, with partial tiles and empty splits.
+        #[test]
+        fn splitk_model_partials_sum_to_the_product() {
+            for (g, es, splits) in [
+                (GemmTc::new(37, 61, 1000), 2, 5),
+                (GemmTc::new(37, 61, 1001), 2, 4),
+                (GemmTc::new(20, 9, 1002), 4, 16),
+                (GemmTc::new(5, 8, 40), 2, 16),
+                (GemmTc::new(130, 12, 9 * 32), 2, 4),
+            ] {
+                let p = gemm_params(&g, false).unwrap();
+                let (la, lb, _) = g.lens();
+                let (a, b) = (ints(la, 5), ints(lb, 6));
+                let e = 16 / es;
+                let gather = !g.k.is_multiple_of(e);
+                let dtype = if es == 2 { DType::F16 } else { DType::F32 };
+                let step = slice_elems(dtype);
+                let (per, eff) = splitk_layout(dtype, g.k, splits);
+                assert!(eff >= 1 && (eff - 1) * per * step < g.k && eff * per * step >= g.k, "{g:?}");
+                let mut sum = vec![0f64; g.m * g.ldc];
+                for s in 0..eff {
+                    let k_begin = s * per * step;
+                    let k_end = (k_begin + per * step).min(g.k);
+                    let (y, writes) =
+                        run_k(Prob::Gemm { p: &p }, Tile::T128X128, es, gather, &a, &b, Some((k_begin, k_end)));
+                    assert!(writes.iter().all(|&w| w == 1), "{g:?} split {s}: every output written once");
+                    for (acc, v) in sum.iter_mut().zip(&y) {
+                        *acc += v;
+                    }
+                }
+                for i in 0..g.m {
+                    for j in 0..g.n {
+                        let want: f64 = (0..g.k).map(|kk| a[i * g.lda + kk] * b[j * g.ldb + kk]).sum();
+                        assert_eq!(sum[i * g.ldc + j], want, "{g:?} splits {splits} ({i},{j})");
+                    }
+                }
             }
         }
 

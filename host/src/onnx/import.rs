@@ -45,7 +45,69 @@ pub fn import(path: &Path, batch: Option<usize>) -> Result<(Graph, Weights), Onn
         std::fs::read(path).map_err(|e| OnnxError::Io { path: path.display().to_string(), msg: e.to_string() })?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.is_empty());
     let opts = ImportOptions { batch, name, ..ImportOptions::default() };
-    decode(Bytes::from(data)).and_then(|m| import_model(m, &opts)).map_err(OnnxError::one_line)
+    let dir = path.parent().unwrap_or(Path::new(""));
+    decode(Bytes::from(data))
+        .and_then(|mut m| {
+            load_external_data(&mut m, dir)?;
+            import_model(m, &opts)
+        })
+        .map_err(OnnxError::one_line)
+}
+
+/// Reads the initializers a file keeps in external data files (`torch.onnx.export(...,
+/// dynamo=True)` writes `model.onnx.data` by default) into their `raw_data`. Each data file
+/// is read once and the tensors alias its buffer. Locations are relative to the model's
+/// folder and may not leave it (the ONNX rule), so a file cannot make us read elsewhere.
+fn load_external_data(model: &mut ModelProto, dir: &Path) -> Result<(), OnnxError> {
+    use std::collections::hash_map::Entry;
+    use std::path::Component;
+    let Some(g) = model.graph.as_mut() else { return Ok(()) };
+    let mut files: HashMap<String, Bytes> = HashMap::new();
+    for t in g.initializer.iter_mut().filter(|t| t.data_location == 1 || !t.external_data.is_empty()) {
+        let (mut location, mut offset, mut length) = (None, 0usize, None);
+        for kv in &t.external_data {
+            let num = |v: &str| {
+                v.parse::<usize>().map_err(|_| tensor_err(t, format!("external data {}='{v}' is not a size", kv.key)))
+            };
+            match kv.key.as_str() {
+                "location" => location = Some(kv.value.clone()),
+                "offset" => offset = num(&kv.value)?,
+                "length" => length = Some(num(&kv.value)?),
+                _ => {} // "checksum" and others do not change where the bytes are
+            }
+        }
+        let loc = location.ok_or_else(|| tensor_err(t, "external data without a 'location'"))?;
+        let inside = Path::new(&loc).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if loc.is_empty() || !inside {
+            return Err(tensor_err(
+                t,
+                format!("external data location '{loc}' must be a path inside the model's folder"),
+            ));
+        }
+        let data = match files.entry(loc) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => {
+                let p = dir.join(e.key());
+                let bytes = std::fs::read(&p)
+                    .map_err(|err| tensor_err(t, format!("external data file {}: {err}", p.display())))?;
+                e.insert(Bytes::from(bytes)).clone()
+            }
+        };
+        let end = match length {
+            Some(l) => offset.checked_add(l),
+            None => Some(data.len()),
+        };
+        let Some(end) = end.filter(|&e| offset <= e && e <= data.len()) else {
+            return Err(tensor_err(
+                t,
+                format!("external data offset {offset} length {length:?} outside its {}-byte file", data.len()),
+            ));
+        };
+        t.raw_data = data.slice(offset..end);
+        t.data_location = 0;
+        t.external_data.clear();
+    }
+    Ok(())
 }
 
 /// Imports a model from its bytes; see the [module docs](super).
@@ -128,6 +190,7 @@ fn type_name(dt: i32) -> String {
         data_type::FLOAT16 => "float16".into(),
         data_type::DOUBLE => "float64".into(),
         data_type::BFLOAT16 => "bfloat16".into(),
+        BOOL => "bool".into(),
         data_type::UNDEFINED => "undefined".into(),
         other => format!("data type {other}"),
     }
@@ -135,7 +198,11 @@ fn type_name(dt: i32) -> String {
 
 fn check_location(t: &TensorProto) -> Result<(), OnnxError> {
     if t.data_location == 1 || !t.external_data.is_empty() {
-        return Err(tensor_err(t, "data stored in an external file (external data) is unsupported"));
+        // Only [`import`] knows the model's folder, where the data file is.
+        return Err(tensor_err(
+            t,
+            "data stored in an external file (external data) is unsupported here; import the .onnx file by path",
+        ));
     }
     Ok(())
 }
@@ -191,7 +258,10 @@ fn floats(t: &TensorProto) -> Result<Vec<f32>, OnnxError> {
     }
 }
 
-/// An integer tensor's values (shapes, axes).
+/// `TensorProto.DataType` BOOL.
+const BOOL: i32 = 9;
+
+/// An integer (or boolean) tensor's values (shapes, axes, flags).
 fn ints(t: &TensorProto) -> Result<Vec<i64>, OnnxError> {
     check_location(t)?;
     let n = numel(&dims_of(t)?);
@@ -203,10 +273,12 @@ fn ints(t: &TensorProto) -> Result<Vec<i64>, OnnxError> {
             Ok(t.int64_data.clone())
         }
         data_type::INT32 if raw => Ok(raw_words::<4>(t, n)?.map(|b| i32::from_le_bytes(b) as i64).collect()),
-        data_type::INT32 => {
+        data_type::INT32 | BOOL if !raw => {
             check_count(t, t.int32_data.len(), n, "int32_data")?;
             Ok(t.int32_data.iter().map(|&v| v as i64).collect())
         }
+        // Dropout's training_mode.
+        BOOL => Ok(raw_words::<1>(t, n)?.map(|[b]| b as i64).collect()),
         dt => Err(tensor_err(t, format!("{} values where an integer tensor is needed", type_name(dt)))),
     }
 }
@@ -475,6 +547,66 @@ fn node_names(g: &GraphProto) -> (Vec<String>, HashSet<String>) {
     (names, used)
 }
 
+/// The attributes each supported operator may carry, in every opset from 1 on (legacy ones
+/// such as `consumed_inputs` or `is_test` included: they do not change inference). Anything
+/// else is an error rather than silently ignored, since it might change the result.
+fn known_attrs(op: &str) -> &'static [&'static str] {
+    const POOL: &[&str] = &[
+        "auto_pad",
+        "ceil_mode",
+        "count_include_pad",
+        "dilations",
+        "kernel_shape",
+        "pads",
+        "storage_order",
+        "strides",
+    ];
+    match op {
+        "Add" => &["axis", "broadcast", "consumed_inputs"],
+        "AveragePool" | "MaxPool" => POOL,
+        "BatchNormalization" => &["consumed_inputs", "epsilon", "is_test", "momentum", "spatial", "training_mode"],
+        "Clip" => &["consumed_inputs", "max", "min"],
+        "Concat" | "Flatten" | "Softmax" => &["axis"],
+        "Constant" => &["sparse_value", "value", "value_float", "value_floats", "value_int", "value_ints"],
+        "Conv" => &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"],
+        "Dropout" => &["consumed_inputs", "is_test", "ratio", "seed"],
+        "Gemm" => &["alpha", "beta", "broadcast", "transA", "transB"],
+        "LRN" => &["alpha", "beta", "bias", "size"],
+        "ReduceMean" => &["axes", "keepdims", "noop_with_empty_axes"],
+        "Relu" | "Sigmoid" | "Tanh" => &["consumed_inputs"],
+        "Reshape" => &["allowzero", "consumed_inputs", "shape"],
+        "Transpose" => &["perm"],
+        _ => &[],
+    }
+}
+
+/// An attribute value, briefly, for messages.
+fn attr_value(a: &AttributeProto) -> String {
+    match a.r#type {
+        attr_type::FLOAT => a.f.to_string(),
+        attr_type::INT => a.i.to_string(),
+        attr_type::STRING => String::from_utf8_lossy(&a.s).chars().take(40).collect(),
+        attr_type::FLOATS => format!("{:?}", &a.floats[..a.floats.len().min(8)]),
+        attr_type::INTS => format!("{:?}", &a.ints[..a.ints.len().min(8)]),
+        _ => format!("({})", attr_type_name(a.r#type)),
+    }
+}
+
+fn check_attr_names(cx: &Cx, n: &NodeProto) -> Result<(), OnnxError> {
+    let known = known_attrs(&n.op_type);
+    match n.attribute.iter().find(|a| !known.contains(&a.name.as_str())) {
+        None => Ok(()),
+        Some(a) => {
+            let hint = if known.is_empty() {
+                format!("{} takes no attributes", n.op_type)
+            } else {
+                format!("not a {} attribute (known: {})", n.op_type, known.join(", "))
+            };
+            Err(cx.unsupported(&a.name, attr_value(a), hint))
+        }
+    }
+}
+
 /// A `Constant` node's value as a tensor.
 fn constant_value(cx: &Cx, n: &NodeProto) -> Result<TensorProto, OnnxError> {
     let a = n
@@ -687,6 +819,7 @@ impl<'m> Importer<'m> {
         }
         if SUPPORTED_OPS.contains(&n.op_type.as_str()) {
             self.check_extra_outputs(&cx, n)?;
+            check_attr_names(&cx, n)?;
         }
         let name = cx.node.clone();
         match n.op_type.as_str() {
@@ -756,6 +889,12 @@ impl<'m> Importer<'m> {
             "Reshape" => self.reshape(&cx, n, &name),
             "ReduceMean" => self.reduce_mean(&cx, n, &name),
             "Dropout" => {
+                // Opset 12+: training_mode is an optional boolean input.
+                if let Some(t) = self.opt_const(&cx, n, 2, "training_mode")? {
+                    if ints(&t).map_err(cx.tensor())?.iter().any(|&v| v != 0) {
+                        return Err(cx.unsupported("training_mode", "1", "inference only"));
+                    }
+                }
                 let x = self.act(&cx, n, 0)?;
                 let y = self.b.identity(x.t, &name);
                 self.bind(&cx, n, x_like(y, x))

@@ -15,7 +15,8 @@
 //! for all of `onnx-ml.proto`, MPL-2.0) or `onnx-ir` (burn's IR, a large dependency tree
 //! with its own op model): a few dozen derive-annotated fields give the same wire format,
 //! zero-copy `raw_data` (`bytes::Bytes`, so a 500 MB VGG file is not copied on decode),
-//! and no build script or `protoc`.
+//! and no build script or `protoc`. Initializers kept in an external data file (the dynamo
+//! exporter's default, `model.onnx.data` beside the model) are read when importing by path.
 //!
 //! # Operators
 //! See [`SUPPORTED_OPS`]. Mappings that are not one-to-one:

@@ -158,25 +158,17 @@ fn pool_cases(v: &mut Vec<(String, CaseFn)>) {
                         push_pool(v, q.with_ceil_mode(!ceil), Layout::Nchw, DType::F32);
                         // Both divisors on the ceil-mode shapes whose last window hangs past
                         // the padding.
+                        // (Skipping the one `q` already is.)
                         if k == 3 && s == 2 {
-                            push_pool(
-                                v,
-                                Pool2d::avg(n, c, h, w, k, k, true)
+                            for cip in [true, false] {
+                                let e = Pool2d::avg(n, c, h, w, k, k, cip)
                                     .with_stride(s, s)
                                     .with_pad(pad, pad)
-                                    .with_ceil_mode(true),
-                                Layout::Nchw,
-                                DType::F32,
-                            );
-                            push_pool(
-                                v,
-                                Pool2d::avg(n, c, h, w, k, k, false)
-                                    .with_stride(s, s)
-                                    .with_pad(pad, pad)
-                                    .with_ceil_mode(true),
-                                Layout::Nchw,
-                                DType::F32,
-                            );
+                                    .with_ceil_mode(true);
+                                if e != q.with_ceil_mode(!ceil) {
+                                    push_pool(v, e, Layout::Nchw, DType::F32);
+                                }
+                            }
                         }
                     }
                 }
@@ -227,6 +219,52 @@ fn pool_cases(v: &mut Vec<(String, CaseFn)>) {
     for p in nhwc {
         push_pool(v, p, Layout::Nhwc, DType::F16);
     }
+    // The dedicated NHWC global average pool (f16, bf16, f32): odd c (one channel per
+    // thread), c a multiple of the 16-byte vector, 7x7 / 1x1 / 13x13 / 56x56 planes,
+    // batch 1 and 64 (the image grid-stride at 65535+ is covered by the launch-rule unit
+    // test only: that input would be too large here).
+    let gap = [
+        (1, 2048, 7, 7),
+        (64, 2048, 7, 7),
+        (64, 1280, 7, 7),
+        (1, 3, 7, 7),
+        (64, 13, 1, 1),
+        (1, 1, 1, 1),
+        (2, 67, 13, 13),
+        (64, 12, 13, 13),
+        (3, 40, 9, 11),
+        (64, 256, 13, 13),
+        (2, 24, 56, 56),
+        (5, 4, 2, 3),
+    ];
+    for dtype in [DType::F16, DType::BF16, DType::F32] {
+        for (n, c, h, w) in gap {
+            let p = Pool2d::global_avg(n, c, h, w);
+            v.push((
+                format!("{} (dedicated)", pool_name(&p, Layout::Nhwc, dtype)),
+                Box::new(move |gpu, seed| global_avg_nhwc_case(gpu, &p, dtype, seed)),
+            ));
+        }
+    }
+}
+
+fn global_avg_nhwc_case(gpu: &Gpu, p: &Pool2d, dtype: DType, seed: u64) -> Result<String> {
+    let x = uniform(&mut rng(seed), p.in_len(), -1.0, 1.0);
+    let xr = if dtype == DType::F32 { x } else { reference::round_through(dtype, &x) };
+    let reference = reference::pool2d(p, Layout::Nhwc, &xr).map_err(|e| bad(e.to_string()))?;
+    let cfg = launch::global_avg_nhwc_config(p, dtype.size_bytes());
+    let rel = if dtype == DType::F32 {
+        let xd = upload(gpu, &xr)?;
+        let mut yd = poisoned_f32(gpu, p.out_len())?;
+        launch::global_avg_pool_nhwc_f32(gpu, p, &xd, &mut yd)?;
+        compare_f32(&download(gpu, &yd)?, &reference, tol(dtype))?
+    } else {
+        let xd = upload(gpu, &bits(dtype, &xr))?;
+        let mut yd = poisoned_16(gpu, p.out_len())?;
+        launch::pool2d_nhwc_half(gpu, dtype, p, &xd, &mut yd)?;
+        compare_16(dtype, &download(gpu, &yd)?, &reference)?
+    };
+    Ok(format!("rel_l2={rel:.1e} grid {:?} block {:?}", cfg.grid_dim, cfg.block_dim))
 }
 
 fn pool_case(gpu: &Gpu, p: &Pool2d, layout: Layout, dtype: DType, seed: u64) -> Result<String> {
@@ -379,6 +417,33 @@ fn norm_cases(v: &mut Vec<(String, CaseFn)>) {
         format!("batchnorm/relu in-place {}", dims_name([2, 64, 28, 28])),
         Box::new(|gpu, seed| batchnorm_case(gpu, [2, 64, 28, 28], Act::Relu, true, seed)),
     ));
+    // The planes kernel: the same shapes plus planes of 1..3 elements (head/tail only),
+    // odd planes (unaligned heads), several chunks per plane (112x112, 113x113 at 32
+    // threads... 256), ResNet-50's 56x56 and 7x7 at batch 64.
+    let planes = [
+        ([1, 3, 7, 5], Act::None),
+        ([1, 1, 1, 1], Act::Relu),
+        ([2, 5, 3, 1], Act::RELU6),
+        ([3, 7, 1, 2], Act::None),
+        ([1, 3, 2, 2], Act::Sigmoid),
+        ([3, 7, 9, 11], Act::Tanh),
+        ([2, 3, 112, 112], Act::Relu),
+        ([2, 5, 113, 113], Act::None),
+        ([1, 32, 112, 112], Act::RELU6),
+        ([64, 64, 56, 56], Act::Relu),
+        ([64, 2048, 7, 7], Act::None),
+        ([8, 256, 14, 14], Act::Relu),
+    ];
+    for (dims, act) in planes {
+        let name = format!("batchnorm_planes/{} {}", act_name(act), dims_name(dims));
+        v.push((name, Box::new(move |gpu, seed| batchnorm_planes_case(gpu, dims, act, false, seed))));
+    }
+    for dims in [[2, 64, 28, 28], [3, 5, 7, 7]] {
+        v.push((
+            format!("batchnorm_planes/relu in-place {}", dims_name(dims)),
+            Box::new(move |gpu, seed| batchnorm_planes_case(gpu, dims, Act::Relu, true, seed)),
+        ));
+    }
     // LRN: odd shapes, even and odd window sizes (ONNX's floor/ceil window), the general
     // power path (beta != 0.75) and strong normalisation (alpha = 1), the vector path
     // (h*w % 4 == 0), AlexNet's two LRN layers (torchvision: size 5, alpha 1e-4, beta
@@ -429,6 +494,42 @@ fn batchnorm_case(gpu: &Gpu, dims: [usize; 4], act: Act, in_place: bool, seed: u
         download(gpu, &yd)?
     };
     Ok(format!("rel_l2={:.1e}", compare_f32(&out, &reference, tol(DType::F32))?))
+}
+
+fn batchnorm_planes_case(gpu: &Gpu, dims: [usize; 4], act: Act, in_place: bool, seed: u64) -> Result<String> {
+    let [n, c, h, w] = dims;
+    let p = BatchNorm::new(n, c, h, w);
+    let mut r = rng(seed);
+    let x = uniform(&mut r, p.len(), -2.0, 2.0);
+    let gamma = uniform(&mut r, c, 0.5, 1.5);
+    let beta = uniform(&mut r, c, -0.5, 0.5);
+    let mean = uniform(&mut r, c, -0.5, 0.5);
+    let var = uniform(&mut r, c, 0.5, 1.5);
+    let (scale, shift) =
+        reference::fold_batch_norm(&gamma, &beta, &mean, &var, p.eps).map_err(|e| bad(e.to_string()))?;
+    let reference: Vec<f64> = reference::batch_norm(&p, Layout::Nchw, &x, &gamma, &beta, &mean, &var)
+        .map_err(|e| bad(e.to_string()))?
+        .into_iter()
+        .map(|v| act.apply(v))
+        .collect();
+    let (sd, td) = (upload(gpu, &scale)?, upload(gpu, &shift)?);
+    let out = if in_place {
+        let mut xd = upload(gpu, &x)?;
+        launch::batch_norm_f32_planes_in_place(gpu, &p, act, &mut xd, &sd, &td)?;
+        download(gpu, &xd)?
+    } else {
+        let xd = upload(gpu, &x)?;
+        let mut yd = poisoned_f32(gpu, p.len())?;
+        launch::batch_norm_f32_planes(gpu, &p, act, &xd, &sd, &td, &mut yd)?;
+        download(gpu, &yd)?
+    };
+    let cfg = launch::planes_config(&p, gpu.info.sm_count);
+    Ok(format!(
+        "rel_l2={:.1e} grid {} block {}",
+        compare_f32(&out, &reference, tol(DType::F32))?,
+        cfg.grid_dim.0,
+        cfg.block_dim.0
+    ))
 }
 
 fn lrn_case(gpu: &Gpu, p: &Lrn, seed: u64) -> Result<String> {
@@ -565,7 +666,30 @@ fn convert_cases(v: &mut Vec<(String, CaseFn)>) {
         }
         for dtype in [DType::F16, DType::BF16] {
             let name = format!("convert/nchw_f32_to_nhwc_{dtype} {}", dims_name(dims));
-            v.push((name, Box::new(move |gpu, seed| fused_case(gpu, dtype, dims, seed))));
+            v.push((name, Box::new(move |gpu, seed| fused_case(gpu, dtype, dims, seed, false))));
+        }
+    }
+    // The eight-pixels-per-thread input conversion: every c in 1..=8, hw a multiple of 8
+    // (224x224, 8x8, 4x6, 16x3), the network input at batch 1 and 64, and shapes it
+    // does not take (odd plane, c = 9) to check the fallback.
+    let pix8 = [
+        [1, 3, 224, 224],
+        [64, 3, 224, 224],
+        [2, 1, 8, 8],
+        [3, 2, 4, 6],
+        [2, 3, 16, 3],
+        [1, 4, 2, 4],
+        [2, 5, 8, 1],
+        [1, 6, 4, 4],
+        [3, 7, 8, 3],
+        [2, 8, 6, 4],
+        [1, 3, 7, 5],
+        [2, 9, 8, 8],
+    ];
+    for dims in pix8 {
+        for dtype in [DType::F16, DType::BF16] {
+            let name = format!("convert/nchw_f32_to_nhwc_pix8_{dtype} {}", dims_name(dims));
+            v.push((name, Box::new(move |gpu, seed| fused_case(gpu, dtype, dims, seed, true))));
         }
     }
 }
@@ -676,13 +800,39 @@ fn transpose_case(gpu: &Gpu, dtype: DType, dims: [usize; 4], to: Layout, seed: u
     Ok("bit-exact".into())
 }
 
-fn fused_case(gpu: &Gpu, dtype: DType, dims: [usize; 4], seed: u64) -> Result<String> {
+fn fused_case(gpu: &Gpu, dtype: DType, dims: [usize; 4], seed: u64, pix8: bool) -> Result<String> {
     let len = dims.iter().product();
     let x = tricky_f32(len, seed);
     let want = reference::nchw_to_nhwc(&bits(dtype, &x), dims).map_err(|e| bad(e.to_string()))?;
     let xd = upload(gpu, &x)?;
     let mut yd = poisoned_16(gpu, len)?;
-    launch::nchw_f32_to_nhwc_half(gpu, dtype, dims, &xd, &mut yd)?;
+    if pix8 {
+        launch::nchw_f32_to_nhwc_half_pix8(gpu, dtype, dims, &xd, &mut yd)?;
+    } else {
+        launch::nchw_f32_to_nhwc_half(gpu, dtype, dims, &xd, &mut yd)?;
+    }
     same_bits_16(dtype, &download(gpu, &yd)?, &want)?;
-    Ok("bit-exact".into())
+    Ok(if pix8 && !launch::pix8_applies(dims) { "bit-exact (fallback kernel)".into() } else { "bit-exact".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_names_are_unique_and_cover_the_new_kernels() {
+        let mut v = Vec::new();
+        cases(&mut v);
+        let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        let dups: Vec<&&str> = sorted.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
+        assert!(dups.is_empty(), "duplicate case names: {dups:?}");
+        for dt in ["f16", "bf16", "f32"] {
+            let gap = format!("pool/global_avg {dt} nhwc n64 c2048 7x7 (dedicated)");
+            assert!(names.contains(&gap.as_str()), "{gap}");
+        }
+        assert!(names.contains(&"batchnorm_planes/relu n64 c64 56x56"));
+        assert!(names.contains(&"convert/nchw_f32_to_nhwc_pix8_f16 n64 c3 224x224"));
+    }
 }

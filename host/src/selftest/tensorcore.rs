@@ -160,12 +160,51 @@ pub(super) fn cases(v: &mut Vec<(String, CaseFn)>) {
     ];
     for dtype in DTYPES {
         for (label, g, bias) in gemms {
-            v.push((
-                format!("tensorcore/gemm {} {label}{}", kernel_name(dtype), if bias { " +bias" } else { "" }),
-                Box::new(move |gpu, seed| gemm_case(gpu, dtype, &g, bias, seed)),
-            ));
+            push_gemm(v, dtype, label, g, bias, GemmPath::Plain);
         }
     }
+    // Split-K: every split count 1..=16 (f16) on a K that is not a multiple of the
+    // 32-element slice, with partial M and N tiles; a few counts for bf16/tf32; the
+    // gather kernels (k % 8 != 0, k % 4 != 0); the scalar reduce path (n % 4 != 0, padded
+    // ldc, alpha/beta, activation); more splits than slices; and the launch rule (auto)
+    // on the VGG-16 / ResNet-50 classifiers at batch 64 and 1.
+    let splitk_shape = GemmTc::new(37, 132, 1000).with_act(Act::Relu);
+    for splits in 1..=16 {
+        push_gemm(v, DType::F16, "37x132x1000", splitk_shape, true, GemmPath::SplitK(splits));
+    }
+    for dtype in [DType::BF16, DType::F32] {
+        for splits in [1, 3, 7, 16] {
+            push_gemm(v, dtype, "37x132x1000", splitk_shape, true, GemmPath::SplitK(splits));
+        }
+    }
+    let splitk_odd = [
+        ("k%8!=0 37x61x1001 (gather)", GemmTc::new(37, 61, 1001), true, 4),
+        ("k%4!=0 20x9x1002 (gather all)", GemmTc::new(20, 9, 1002).with_act(Act::Tanh), false, 5),
+        (
+            "ld-padded alpha/beta 150x140x520 ldc=141",
+            GemmTc::new(150, 140, 520).with_ld(528, 536, 141).with_scalars(2.0, 0.5).with_act(Act::RELU6),
+            true,
+            3,
+        ),
+        ("beta 130x256x512", GemmTc::new(130, 256, 512).with_scalars(1.0, -1.0), false, 6),
+        ("more splits than slices 5x8x40", GemmTc::new(5, 8, 40), true, 16),
+    ];
+    for dtype in DTYPES {
+        for (label, g, bias, splits) in splitk_odd {
+            push_gemm(v, dtype, label, g, bias, GemmPath::SplitK(splits));
+        }
+    }
+    let fcs = [
+        ("fc vgg16.0 64x4096x25088", GemmTc::new(64, 4096, 25088).with_act(Act::Relu)),
+        ("fc vgg16.0 1x4096x25088", GemmTc::new(1, 4096, 25088).with_act(Act::Relu)),
+        ("fc vgg16.6 64x1000x4096", GemmTc::new(64, 1000, 4096)),
+        ("fc resnet50 64x1000x2048", GemmTc::new(64, 1000, 2048)),
+    ];
+    for (label, g) in fcs {
+        push_gemm(v, DType::F16, label, g, true, GemmPath::Auto);
+    }
+    push_gemm(v, DType::BF16, fcs[3].0, fcs[3].1, true, GemmPath::Auto);
+    push_gemm(v, DType::F32, fcs[3].0, fcs[3].1, true, GemmPath::Auto);
     // Throughput on ResNet-50's 3x3 layers at batch 64 (sampled check).
     for dtype in [DType::F16, DType::BF16, DType::F32] {
         for (label, c, _) in shapes::resnet50_convs(64) {
@@ -276,14 +315,44 @@ fn epilogue_combos(gpu: &Gpu, dtype: DType, seed: u64) -> Result<String, Error> 
     Ok(format!("{n} combinations, worst rel_l2={worst:.1e}"))
 }
 
-fn gemm_case(gpu: &Gpu, dtype: DType, g: &GemmTc, bias: bool, seed: u64) -> Result<String, Error> {
+/// Which GEMM launcher a case goes through.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum GemmPath {
+    /// `tc::gemm`.
+    Plain,
+    /// `tc::gemm_splitk` with this many (requested) splits.
+    SplitK(usize),
+    /// `tc::gemm_auto` with a workspace sized by the launch rule.
+    Auto,
+}
+
+fn push_gemm(v: &mut Vec<(String, CaseFn)>, dtype: DType, label: &str, g: GemmTc, bias: bool, path: GemmPath) {
+    let kind = match path {
+        GemmPath::Plain => String::new(),
+        GemmPath::SplitK(s) => format!("splitk{s} "),
+        GemmPath::Auto => "auto ".into(),
+    };
+    v.push((
+        format!("tensorcore/gemm {} {kind}{label}{}", kernel_name(dtype), if bias { " +bias" } else { "" }),
+        Box::new(move |gpu, seed| gemm_case(gpu, dtype, &g, bias, path, seed)),
+    ));
+}
+
+fn gemm_case(gpu: &Gpu, dtype: DType, g: &GemmTc, bias: bool, path: GemmPath, seed: u64) -> Result<String, Error> {
     match dtype {
-        DType::F32 => gemm_run::<f32>(gpu, dtype, g, bias, seed),
-        _ => gemm_run::<u16>(gpu, dtype, g, bias, seed),
+        DType::F32 => gemm_run::<f32>(gpu, dtype, g, bias, path, seed),
+        _ => gemm_run::<u16>(gpu, dtype, g, bias, path, seed),
     }
 }
 
-fn gemm_run<T: Elem>(gpu: &Gpu, dtype: DType, g: &GemmTc, with_bias: bool, seed: u64) -> Result<String, Error> {
+fn gemm_run<T: Elem>(
+    gpu: &Gpu,
+    dtype: DType,
+    g: &GemmTc,
+    with_bias: bool,
+    path: GemmPath,
+    seed: u64,
+) -> Result<String, Error> {
     let (la, lb, lc) = g.lens();
     let round = |v: Vec<f32>| reference::round_through(dtype, &v);
     let a = round(random_uniform(la, sub_seed(seed, 0)));
@@ -300,15 +369,39 @@ fn gemm_run<T: Elem>(gpu: &Gpu, dtype: DType, g: &GemmTc, with_bias: bool, seed:
     let (ad, bd) = (upload(gpu, &T::encode(dtype, &a))?, upload(gpu, &T::encode(dtype, &b))?);
     let biasd = bias.as_ref().map(|v| upload(gpu, v)).transpose()?;
     let mut cd = upload(gpu, &c0)?;
-    let l = tc::gemm::<T>(
-        gpu,
-        dtype,
-        g,
-        &ad.as_view(),
-        &bd.as_view(),
-        biasd.as_ref().map(|b| b.as_view()).as_ref(),
-        &mut cd.as_view_mut(),
-    )?;
+    let biasv = biasd.as_ref().map(|b| b.as_view());
+    let (av, bv) = (ad.as_view(), bd.as_view());
+    // The workspace starts poisoned: the first pass must write every partial it sums.
+    let splits = match path {
+        GemmPath::Plain => 0,
+        GemmPath::SplitK(s) => s,
+        GemmPath::Auto => tc::splitk_splits(dtype, g, gpu.info.sm_count),
+    };
+    let mut ws = super::buf::poisoned_f32(gpu, tc::splitk_workspace_len(dtype, g, splits.max(1)))?;
+    let l = match path {
+        GemmPath::Plain => tc::gemm::<T>(gpu, dtype, g, &av, &bv, biasv.as_ref(), &mut cd.as_view_mut())?,
+        GemmPath::SplitK(s) => tc::gemm_splitk::<T>(
+            gpu,
+            dtype,
+            g,
+            s,
+            &av,
+            &bv,
+            biasv.as_ref(),
+            &mut ws.as_view_mut(),
+            &mut cd.as_view_mut(),
+        )?,
+        GemmPath::Auto => tc::gemm_auto::<T>(
+            gpu,
+            dtype,
+            g,
+            &av,
+            &bv,
+            biasv.as_ref(),
+            Some(&mut ws.as_view_mut()),
+            &mut cd.as_view_mut(),
+        )?,
+    };
     let out_raw = download(gpu, &cd)?;
     let out_all = T::decode(dtype, &out_raw);
 
@@ -340,7 +433,7 @@ fn gemm_run<T: Elem>(gpu: &Gpu, dtype: DType, g: &GemmTc, with_bias: bool, seed:
         }
     }
     let rel = compare(&out, &want, tol(dtype)).map_err(Error::Invalid)?;
-    Ok(format!("rel_l2={rel:.1e} {} grid={}", l.symbol, l.cfg.grid_dim.0))
+    Ok(format!("rel_l2={rel:.1e} {} grid={}x{}", l.symbol, l.cfg.grid_dim.0, l.cfg.grid_dim.1))
 }
 
 /// A batch-64 layer: full finiteness check, 512 sampled elements against an f64 dot
@@ -450,6 +543,10 @@ mod tests {
             assert!(names.iter().any(|n| n.starts_with(&format!("tensorcore/gemm {t} fc"))));
         }
         assert_eq!(names.iter().filter(|n| n.starts_with("tensorcore/perf f16")).count(), 4);
+        for s in 1..=16 {
+            assert!(names.iter().any(|n| n.starts_with(&format!("tensorcore/gemm f16 splitk{s} "))), "{s}");
+        }
+        assert!(names.iter().any(|n| n.starts_with("tensorcore/gemm f16 auto fc vgg16.0 64x4096x25088")));
     }
 
     #[test]

@@ -1,0 +1,114 @@
+//! Replay analysis and the replay planner on synthetic traces.
+
+use cnnergy_traces::energy::replay::*;
+use cnnergy_traces::energy::synth::*;
+use cnnergy_traces::energy::*;
+use cnnergy_traces::Trace;
+
+const MS: u64 = 1_000_000;
+
+fn layers() -> Vec<ReplayLayer> {
+    vec![
+        ReplayLayer { power_w: 720.0, exec_ns: 850_000 },
+        ReplayLayer { power_w: 430.0, exec_ns: 12_000 },
+        ReplayLayer { power_w: 560.0, exec_ns: 3_300 },
+    ]
+}
+
+#[test]
+fn replay_recovers_layer_energy_with_student_t_ci() {
+    let cfg = ReplayConfig { layers: layers(), ..ReplayConfig::default() };
+    let (bytes, truth) = generate_replay(&cfg);
+    let trace = Trace::parse(&bytes).unwrap();
+    let att = analyze(&trace, &Options::default()).unwrap();
+    assert_eq!(att.method, Method::Replay);
+    assert!(att.kernels.is_empty());
+    assert_eq!(att.layers.len(), 3);
+    let (wins, _) = measure_windows(&trace, &Options::default()).unwrap();
+    let idle: Vec<f64> = wins.iter().filter(|w| w.layer.is_none()).map(|w| w.power_w).collect();
+    assert_eq!(idle.len(), 3);
+    for l in &att.layers {
+        let want = truth[&l.layer.0];
+        let e = l.energy_mj;
+        assert!((e.value / want - 1.0).abs() < 0.01, "layer {}: {} vs {want}", l.layer.0, e.value);
+        assert!(e.ci95 > 0.0 && e.contains(want), "layer {}: {want} outside {e:?}", l.layer.0);
+        // Recompute the CI by hand from this layer's trials: mean ± t(0.975, 4)·s/√5.
+        let xs: Vec<f64> =
+            wins.iter().filter(|w| w.layer == Some(l.layer)).map(|w| w.power_w * w.span_per_exec_ns * 1e-6).collect();
+        assert_eq!(xs.len(), 5);
+        let mean = xs.iter().sum::<f64>() / 5.0;
+        let s = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 4.0).sqrt();
+        assert!((e.ci95 - 2.776_445_105 * s / 5f64.sqrt()).abs() < 1e-9 * e.value.max(1.0));
+        let p = cfg.layers[l.layer.0 as usize];
+        let t_exec = p.exec_ns as f64;
+        assert!((l.static_mj - 90.0 * t_exec * 1e-6).abs() < 0.01 * l.static_mj, "{l:?}");
+        assert!((l.avg_power_w - p.power_w).abs() < 0.01 * p.power_w);
+        assert_eq!(l.executions, 5 * (cfg.busy_ns / p.exec_ns));
+    }
+    assert!((att.run.idle_power_w - 90.0).abs() < 1.0);
+}
+
+#[test]
+fn replay_without_rise_skip_is_biased_low() {
+    // The counter edges in the first ~120 ms see the power ramp: skipping them is what
+    // makes the estimate right (guards the skip logic).
+    let cfg = ReplayConfig { layers: layers(), rise_ns: 400 * MS, ..ReplayConfig::default() };
+    let (bytes, truth) = generate_replay(&cfg);
+    let trace = Trace::parse(&bytes).unwrap();
+    let no_skip = analyze(&trace, &Options { replay_skip_ns: 0, ..Options::default() }).unwrap();
+    let skip = analyze(&trace, &Options { replay_skip_ns: 450 * MS, ..Options::default() }).unwrap();
+    let rel = |a: &Attribution| a.layers[0].energy_mj.value / truth[&0] - 1.0;
+    assert!(rel(&no_skip) < -0.05, "{}", rel(&no_skip));
+    assert!(rel(&skip).abs() < 0.01, "{}", rel(&skip));
+}
+
+#[test]
+fn replay_time_from_kernel_events() {
+    let cfg = ReplayConfig { layers: layers()[..1].to_vec(), kernel_events_for: Some(0), ..ReplayConfig::default() };
+    let (bytes, truth) = generate_replay(&cfg);
+    let att = analyze(&Trace::parse(&bytes).unwrap(), &Options::default()).unwrap();
+    let l = &att.layers[0];
+    assert!((l.time_ns.value - 850_000.0).abs() < 1.0);
+    assert!((l.energy_mj.value / truth[&0] - 1.0).abs() < 0.01);
+}
+
+#[test]
+fn replay_windows_too_short_are_skipped_with_a_warning() {
+    let cfg = ReplayConfig { layers: layers(), busy_ns: 250 * MS, ..ReplayConfig::default() };
+    let (bytes, _) = generate_replay(&cfg);
+    let err = analyze(&Trace::parse(&bytes).unwrap(), &Options::default()).unwrap_err();
+    assert!(err.to_string().contains("no usable busy window"), "{err}");
+}
+
+#[test]
+fn planner_copies_one_iteration_and_fills_the_window() {
+    let ls = vec![
+        SynthLayer {
+            name: "conv1".into(),
+            op: "Conv".into(),
+            kernels: vec![(2 * MS, 700.0), (300_000, 600.0)],
+            flops: 1,
+            bytes: 1,
+        },
+        SynthLayer { name: "relu1".into(), op: "Relu".into(), kernels: vec![(7_000, 400.0)], flops: 1, bytes: 1 },
+    ];
+    let cfg = SynthConfig { layers: ls, warmup_iters: 2, measure_iters: 20, ..SynthConfig::default() };
+    let (bytes, _) = generate(&cfg);
+    let trace = Trace::parse(&bytes).unwrap();
+    let plan = plan_replay(&trace, &Options::default()).unwrap();
+    assert_eq!(plan.source_iteration, 2, "first measure iteration");
+    assert_eq!(plan.layers.len(), 2);
+    let conv = &plan.layers[0];
+    assert_eq!((conv.name.as_str(), conv.op.as_str()), ("conv1", "Conv"));
+    let names: Vec<&str> = conv.kernels.iter().map(|k| k.kernel.as_str()).collect();
+    assert_eq!(names, ["conv1_k0", "conv1_k1"]);
+    assert_eq!(conv.kernels[1].grid, [2, 1, 1]);
+    assert_eq!(conv.kernels[0].mean_ns, 2e6);
+    assert_eq!(conv.mean_ns, 2.3e6);
+    // (200 ms skip + 1 s window) / 2.3 ms = 521.7 → 522
+    assert_eq!(conv.repetitions, 522);
+    assert_eq!(plan.layers[1].repetitions, 171_429); // 1.2e9 / 7000 = 171428.6
+    let json = serde_json::to_string(&plan).unwrap();
+    let back: ReplayPlan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, plan);
+}
