@@ -5,6 +5,7 @@ pub mod diff;
 pub mod export;
 pub mod profile;
 pub mod report;
+pub mod sweep;
 pub mod tradeoff;
 
 use std::io::Write;
@@ -83,7 +84,7 @@ pub fn selftest(out: &mut impl Write, device: usize, filter: Option<&str>, seed:
         gpu.target.name()
     )?;
     let mut io_err = None;
-    let report = selftest::run(&gpu, filter, seed, |c| {
+    let mut print = |c: &selftest::CaseResult| {
         let r = writeln!(
             out,
             "{} {:<48} {:>9.1} ms  {}",
@@ -95,7 +96,10 @@ pub fn selftest(out: &mut impl Write, device: usize, filter: Option<&str>, seed:
         if let Err(e) = r {
             io_err.get_or_insert(e);
         }
-    });
+    };
+    let mut report = selftest::run(&gpu, filter, seed, &mut print);
+    // Then the recorder: a short profile, direct and as a CUDA graph, every kernel mapped.
+    report.cases.extend(selftest::profile::run_profile_checks(&gpu, filter, seed, &mut print));
     if let Some(e) = io_err {
         return Err(e.into());
     }

@@ -177,6 +177,37 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         replay_trials: u32,
     },
+    /// Profile a model at several batch sizes (and precisions), one trace per setting, and
+    /// write a `cnnergy.sweep/1` summary for `cnnergy tradeoff`.
+    Sweep {
+        /// A built-in model name (see `cnnergy models`) or an ONNX file.
+        model: String,
+        /// Batch sizes, comma-separated, e.g. 1,2,4,8,16. A batch that does not fit in device
+        /// memory is reported and skipped.
+        #[arg(long)]
+        batch: String,
+        /// Precisions, comma-separated: f32 and/or f16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// Kernel variant overrides for every setting, e.g. `conv=implicit_gemm_64`.
+        #[arg(long, default_value = "")]
+        variants: String,
+        /// Length of each setting's measured phase.
+        #[arg(long, default_value_t = 6.0)]
+        seconds: f64,
+        /// Warm-up iterations per setting.
+        #[arg(long, default_value_t = 20)]
+        warmup: u32,
+        /// Replay one captured CUDA graph per iteration.
+        #[arg(long)]
+        graphs: bool,
+        /// GPU to use (CUDA ordinal).
+        #[arg(long, default_value_t = 0)]
+        device: usize,
+        /// Folder for the traces and sweep.json (default: sweep-MODEL-TIME).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Replay every layer of a recorded trace (same model, batch, precision, kernels) on this
     /// GPU and write a new trace with per-layer energy ± CI.
     Replay {
@@ -244,6 +275,10 @@ enum Command {
         /// Power sensor to attribute from (default: the best present).
         #[arg(long)]
         sensor: Option<String>,
+        /// Attribution method: timeline (the measure phase, also of a replay trace), replay, or auto
+        /// (replay when the trace has replay windows).
+        #[arg(long, default_value = "auto", value_parser = ["timeline", "replay", "auto"])]
+        method: String,
     },
     /// Convert a trace for ui.perfetto.dev / chrome://tracing (Trace Event Format JSON).
     Export {
@@ -387,6 +422,10 @@ fn main() -> ExitCode {
                 replay_trials,
             },
         ),
+        Command::Sweep { model, batch, dtype, variants, seconds, warmup, graphs, device, output } => cmd::sweep::sweep(
+            &mut out,
+            &cmd::sweep::SweepArgs { model, device, batch, dtype, variants, graphs, seconds, warmup, output },
+        ),
         Command::Replay { trace, device, output, window, trials, seconds, graphs, json } => {
             let output = output.or_else(|| {
                 let stem = trace.file_stem()?.to_str()?.to_owned();
@@ -424,7 +463,7 @@ fn main() -> ExitCode {
         Command::Calibrate { device, seconds, output } => {
             cmd::calibrate::calibrate(&mut out, device, seconds, output.as_deref())
         }
-        Command::Report { trace, format, sort, by, output, sensor } => cmd::report::report(
+        Command::Report { trace, format, sort, by, output, sensor, method } => cmd::report::report(
             &mut out,
             &cmd::report::ReportArgs {
                 trace: &trace,
@@ -433,6 +472,7 @@ fn main() -> ExitCode {
                 by: &by,
                 output: output.as_deref(),
                 sensor: sensor.as_deref(),
+                method: Some(&method),
             },
         ),
         Command::Export { trace, chrome } => cmd::export::export(&mut out, &trace, &chrome),

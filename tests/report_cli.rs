@@ -49,6 +49,15 @@ fn report_prints_tables_and_writes_files() {
 }
 
 #[test]
+fn report_method_can_be_forced() {
+    let json = ok(&cnnergy(&["report", FIXTURE, "--format", "json", "--method", "timeline"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["model"]["method"], "timeline", "{json}");
+    let e = one_line_error(&cnnergy(&["report", FIXTURE, "--method", "replay"]));
+    assert!(e.contains("not a replay trace"), "{e}");
+}
+
+#[test]
 fn export_diff_and_tradeoff_run_on_fixtures() {
     let chrome = tmp("t.json");
     let out = ok(&cnnergy(&["export", FIXTURE, "--chrome", chrome.to_str().unwrap()]));

@@ -413,6 +413,31 @@ pub fn run_case(gpu: &Gpu, rnd: &RandomSource, case: &LayerCase) -> Result<Vec<B
                     record("tf32_nhwc", "implicit_gemm_tc", sym, t, bytes_at(4));
                 }
             }
+            // Depthwise: the NHWC f16/bf16 kernel (tap-major weights; random bits suffice).
+            if p.groups > 1 && crate::launch::depthwise::check_supported(&p).is_ok() {
+                let xh: Vec<_> = (0..rot).map(|_| rnd.u16(gpu, in_len)).collect::<Result<_>>()?;
+                let wh = rnd.u16(gpu, p.weight_len())?;
+                let mut yh = rnd.u16(gpu, out_len)?;
+                for (dtype, prec) in [(DType::F16, "f16_nhwc"), (DType::BF16, "bf16_nhwc")] {
+                    let mut sym = "";
+                    let t = time(gpu, warm, runs, ms, |i| {
+                        let ops = tc::ConvOperands {
+                            x: xh[i % rot].as_view(),
+                            w: wh.as_view(),
+                            bias: case.bias.then(|| bias.as_view()),
+                            scale: None,
+                            shift: None,
+                            residual: None,
+                        };
+                        sym = crate::launch::depthwise::conv2d(gpu, dtype, &p, Act::None, &ops, &mut yh.as_view_mut())?
+                            .symbol;
+                        Ok(())
+                    });
+                    if let Ok(t) = t {
+                        record(prec, "depthwise_nhwc", sym, t, bytes_at(2));
+                    }
+                }
+            }
         }
         "linear" => {
             let g = Gemm::linear(n, c, case.output[1], case.bias);
@@ -480,6 +505,26 @@ pub fn run_case(gpu: &Gpu, rnd: &RandomSource, case: &LayerCase) -> Result<Vec<B
                     });
                     if let Ok(t) = t {
                         record("f16_nhwc", &format!("gemm_tc_splitk{splits}"), sym, t, bytes_at(2));
+                    }
+                }
+                // Small batch: the weight-streaming kernel.
+                if crate::launch::smallm::applies(DType::F16, &gt) {
+                    let t = time(gpu, warm, runs, ms, |i| {
+                        let b = bias.as_view();
+                        sym = crate::launch::smallm::gemm_smallm(
+                            gpu,
+                            DType::F16,
+                            &gt,
+                            &xh[i % rot].as_view(),
+                            &wh.as_view(),
+                            case.bias.then_some(&b),
+                            &mut yh.as_view_mut(),
+                        )?
+                        .symbol;
+                        Ok(())
+                    });
+                    if let Ok(t) = t {
+                        record("f16_nhwc", "gemm_smallm", sym, t, bytes_at(2));
                     }
                 }
             }

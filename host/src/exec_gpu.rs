@@ -58,7 +58,7 @@ use cudarc::driver::{CudaGraph, CudaSlice, CudaStream};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::{Dims, Graph, Node, Op, TensorId, WeightRole};
-use crate::launch::{conv, gemm, memory, tensorcore};
+use crate::launch::{conv, gemm, memory, smallm, tensorcore};
 use crate::ops::{Act, Activation, Add, BatchNorm, Conv2d, DType, Epilogue, Gemm, Layout, Lrn, Pool2d, Softmax};
 use crate::registry::{KernelSpec, LayerType};
 use crate::weights::Weights;
@@ -971,10 +971,8 @@ impl Plan {
             .launches
             .iter()
             .filter_map(|l| match &l.step {
-                Step::GemmTc { gemm, .. } => {
-                    let s = tensorcore::splitk_splits(DType::F16, gemm, gpu.info.sm_count);
-                    (s >= 2).then(|| tensorcore::splitk_workspace_len(DType::F16, gemm, s))
-                }
+                // Split-K workspace only where gemm_fc takes the tensor-core path (M > 8).
+                Step::GemmTc { gemm, .. } => smallm::fc_workspace_len(DType::F16, gemm, gpu.info.sm_count),
                 _ => None,
             })
             .max();
@@ -1173,13 +1171,14 @@ impl Plan {
                 let xs = self.r16(*a)?;
                 let bias = wo(*bias);
                 let mut ys = self.w16m(*c)?;
-                // Split-K (two launches) when the output tiles cannot fill the SMs.
+                // M <= 8: the weight-streaming small-batch kernel; otherwise split-K (two
+                // launches) when the output tiles cannot fill the SMs.
                 let mut ws = match &self.splitk_ws {
                     Some(w) => Some(w.try_borrow_mut().map_err(|_| busy("split-K workspace"))?),
                     None => None,
                 };
                 let mut wsv = ws.as_mut().map(|w| w.as_view_mut());
-                tensorcore::gemm_auto(
+                smallm::gemm_fc(
                     gpu,
                     DType::F16,
                     g,

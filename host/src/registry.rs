@@ -59,8 +59,15 @@ pub struct KernelSpec {
 /// Every registered kernel, family by family.
 pub fn all() -> Vec<&'static KernelSpec> {
     use crate::launch;
-    let families: &[&[KernelSpec]] =
-        &[VECTOR, launch::memory::KERNELS, launch::conv::KERNELS, launch::gemm::KERNELS, launch::tensorcore::KERNELS];
+    let families: &[&[KernelSpec]] = &[
+        VECTOR,
+        launch::memory::KERNELS,
+        launch::conv::KERNELS,
+        launch::gemm::KERNELS,
+        launch::tensorcore::KERNELS,
+        launch::depthwise::KERNELS,
+        launch::smallm::KERNELS,
+    ];
     families.iter().flat_map(|f| f.iter()).collect()
 }
 

@@ -50,26 +50,44 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
     })
 }
 
-pub fn profile(out: &mut impl Write, a: &ProfileArgs) -> Result<ExitCode> {
+/// Validates what needs no GPU: precision, kernel variants, the model name.
+pub fn check_args(a: &ProfileArgs) -> Result<(DType, ExecOptions)> {
     let dtype = parse_dtype(&a.dtype)?;
     let opts = ExecOptions::new(dtype).with_variants(&a.variants)?;
-    let (g, w) = crate::cmd::load_model(&a.model, a.batch, a.seed, a.no_fuse)?;
-    let gpu = Gpu::open(a.device, cnnergy::ptx::module_set())?;
-    let plan = Plan::new(&gpu, &g, &w, &opts)?;
-    drop(w);
-    let path = match &a.output {
-        Some(p) => p.clone(),
-        None => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            PathBuf::from(profile::default_trace_name(&a.model, a.batch, dtype, now))
-        }
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second handler cannot be installed; that only matters to tests running twice.
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    let m = std::path::Path::new(&a.model);
+    if !m.is_file() && !cnnergy_host::models::NAMES.contains(&a.model.as_str()) {
+        anyhow::bail!(
+            "`{}` is neither a file nor a built-in model ({})",
+            a.model,
+            cnnergy_host::models::NAMES.join(", ")
+        );
     }
+    Ok((dtype, opts))
+}
+
+/// A flag that Ctrl-C sets: the measured phase then ends early with a complete trace.
+pub fn ctrl_c_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    // A second handler cannot be installed; that only matters to tests running twice.
+    let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
+    stop
+}
+
+/// Records one setting (`a.model` at `a.batch`, `a.dtype`, …) on `gpu` into `path`: loads
+/// the model, builds the plan (which fails, naming the batch and the memory needed, when
+/// it does not fit) and runs [`profile::record`]. Shared by `profile` and `sweep`.
+pub fn record_setting(
+    gpu: &Gpu,
+    a: &ProfileArgs,
+    path: &std::path::Path,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(f64),
+) -> Result<profile::ProfileOutcome> {
+    let (dtype, opts) = check_args(a)?;
+    let (g, w) = crate::cmd::load_model(&a.model, a.batch, a.seed, a.no_fuse)?;
+    let plan = Plan::new(gpu, &g, &w, &opts)?;
+    drop(w);
     let meta = ProfileMeta {
         model: a.model.clone(),
         command_line: std::env::args().collect(),
@@ -100,6 +118,31 @@ pub fn profile(out: &mut impl Write, a: &ProfileArgs) -> Result<ExitCode> {
             ..ReplayOptions::default()
         }),
     };
+    profile::record(plan, &g, dtype, &meta, &popts, path, stop, progress)
+        .with_context(|| format!("profiling {} (trace: {})", a.model, path.display()))
+}
+
+/// Whether a recording passes `--strict`: CUPTI on, every kernel record mapped to a
+/// layer, none dropped, records = launches, no layout mismatch.
+pub fn mapping_ok(a: &ProfileArgs, o: &profile::ProfileOutcome) -> bool {
+    !a.no_cupti
+        && o.unmapped == 0
+        && o.dropped == 0
+        && o.kernel_records == o.kernels_expected
+        && o.layout_mismatches == 0
+}
+
+pub fn profile(out: &mut impl Write, a: &ProfileArgs) -> Result<ExitCode> {
+    let (dtype, _) = check_args(a)?;
+    let gpu = Gpu::open(a.device, cnnergy::ptx::module_set())?;
+    let path = match &a.output {
+        Some(p) => p.clone(),
+        None => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            PathBuf::from(profile::default_trace_name(&a.model, a.batch, dtype, now))
+        }
+    };
+    let stop = ctrl_c_flag();
     let long = a.iters.is_none() && a.seconds > 1.0;
     let bar = if long {
         let b = indicatif::ProgressBar::new(1000);
@@ -116,11 +159,11 @@ pub fn profile(out: &mut impl Write, a: &ProfileArgs) -> Result<ExitCode> {
             b.set_position((f * 1000.0) as u64);
         }
     };
-    let res = profile::record(plan, &g, dtype, &meta, &popts, &path, &stop, &mut progress);
+    let res = record_setting(&gpu, a, &path, &stop, &mut progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let o = res.with_context(|| format!("profiling {} (trace: {})", a.model, path.display()))?;
+    let o = res?;
 
     writeln!(
         out,
@@ -151,12 +194,7 @@ pub fn profile(out: &mut impl Write, a: &ProfileArgs) -> Result<ExitCode> {
         std::fs::write(j, serde_json::to_string_pretty(&o)?).with_context(|| format!("writing {}", j.display()))?;
     }
     summarize(out, &path, a.top)?;
-    let ok = popts.cupti
-        && o.unmapped == 0
-        && o.dropped == 0
-        && o.kernel_records == o.kernels_expected
-        && o.layout_mismatches == 0;
-    if a.strict && !ok {
+    if a.strict && !mapping_ok(a, &o) {
         writeln!(
             out,
             "strict check FAILED: every kernel record must map to a layer, none dropped, records = launches"

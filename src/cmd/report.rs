@@ -12,10 +12,15 @@ use cnnergy_traces::{Trace, TraceData};
 
 /// Opens, parses and analyses a trace; errors name the file.
 pub fn analyse(path: &Path, sensor: Option<&str>) -> Result<Analysis> {
+    let opts = energy::Options { sensor: sensor.map(str::to_string), ..energy::Options::default() };
+    analyse_with(path, &opts)
+}
+
+/// [`analyse`] with explicit analysis options.
+pub fn analyse_with(path: &Path, opts: &energy::Options) -> Result<Analysis> {
     let data = TraceData::open(path).with_context(|| path.display().to_string())?;
     let trace = Trace::parse(&data).with_context(|| path.display().to_string())?;
-    let opts = energy::Options { sensor: sensor.map(str::to_string), ..energy::Options::default() };
-    Analysis::of(&trace, &path.display().to_string(), &opts).with_context(|| path.display().to_string())
+    Analysis::of(&trace, &path.display().to_string(), opts).with_context(|| path.display().to_string())
 }
 
 /// Writes `f`'s output to `output` (created) or to `out`.
@@ -43,13 +48,17 @@ pub struct ReportArgs<'a> {
     pub by: &'a str,
     pub output: Option<&'a Path>,
     pub sensor: Option<&'a str>,
+    /// "timeline", "replay" or "auto" (None = auto).
+    pub method: Option<&'a str>,
 }
 
 pub fn report(out: &mut impl Write, a: &ReportArgs) -> Result<ExitCode> {
     let format: Format = a.format.parse().map_err(anyhow::Error::msg)?;
     let sort: Sort = a.sort.parse().map_err(anyhow::Error::msg)?;
     let by: By = a.by.parse().map_err(anyhow::Error::msg)?;
-    let analysis = analyse(a.trace, a.sensor)?;
+    let method = energy::parse_method(a.method.unwrap_or("auto")).map_err(anyhow::Error::msg)?;
+    let opts = energy::Options { sensor: a.sensor.map(str::to_string), method, ..energy::Options::default() };
+    let analysis = analyse_with(a.trace, &opts)?;
     if format == Format::Csv {
         // CSV holds one table; the notes go to stderr so they are not lost.
         for n in &analysis.notes {

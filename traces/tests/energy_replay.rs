@@ -112,3 +112,80 @@ fn planner_copies_one_iteration_and_fills_the_window() {
     let back: ReplayPlan = serde_json::from_str(&json).unwrap();
     assert_eq!(back, plan);
 }
+
+#[test]
+fn replay_consistency_compares_the_layer_sum_with_the_measure_phase() {
+    let cfg = ReplayConfig { layers: layers(), ..ReplayConfig::default() };
+    let (bytes, truth) = generate_replay(&cfg);
+    let trace = Trace::parse(&bytes).unwrap();
+    let mut att = analyze(&trace, &Options::default()).unwrap();
+    let true_sum_j: f64 = truth.values().sum::<f64>() * 1e-3;
+
+    // No measure phase in this trace: only the layer sum.
+    let f = figures::build(&trace, &att).model_figures;
+    let sum = f.replay_sum_j_per_inference.unwrap();
+    assert!((sum / true_sum_j - 1.0).abs() < 0.01, "{sum} vs {true_sum_j}");
+    assert!(f.measured_j_per_inference.is_none() && f.replay_consistency.is_none() && f.gap_j_per_inference.is_none());
+
+    // The same layers with a measure phase of 250 inferences whose counter saw the true
+    // layer energy plus 3 mJ of gaps per inference (the timeline put 3 mJ in idle gaps).
+    let n = 250u64;
+    let gap_j = 0.003;
+    att.run.inferences = n;
+    att.run.counter_energy_j = Some(n as f64 * (true_sum_j + gap_j));
+    att.run.idle_energy_j = n as f64 * gap_j;
+    let f = figures::build(&trace, &att).model_figures;
+    let measured = f.measured_j_per_inference.unwrap();
+    assert!((measured - (true_sum_j + gap_j)).abs() < 1e-12);
+    assert!((f.gap_j_per_inference.unwrap() - gap_j).abs() < 1e-12);
+    let want = true_sum_j / (true_sum_j + gap_j) - 1.0; // the gaps are missing from the replay sum
+    let got = f.replay_consistency.unwrap();
+    assert!((got - want).abs() < 0.01, "consistency {got} vs {want}");
+    assert!(((sum + f.gap_j_per_inference.unwrap()) / measured - 1.0).abs() < 0.01);
+}
+
+#[test]
+fn timeline_traces_have_no_replay_consistency() {
+    let layers =
+        vec![SynthLayer { name: "conv".into(), op: "Conv".into(), kernels: vec![(2 * MS, 600.0)], flops: 1, bytes: 1 }];
+    let (bytes, _) = generate(&SynthConfig { layers, measure_iters: 300, ..SynthConfig::default() });
+    let trace = Trace::parse(&bytes).unwrap();
+    let att = analyze(&trace, &Options::default()).unwrap();
+    assert_eq!(att.method, Method::Timeline);
+    let f = figures::build(&trace, &att).model_figures;
+    assert!(f.counter_energy_j.is_some());
+    assert!(f.measured_j_per_inference.is_none() && f.replay_sum_j_per_inference.is_none());
+    assert!(f.replay_consistency.is_none() && f.gap_j_per_inference.is_none());
+}
+
+#[test]
+fn method_can_be_forced() {
+    assert_eq!(parse_method("auto"), Ok(None));
+    assert_eq!(parse_method("timeline"), Ok(Some(Method::Timeline)));
+    assert_eq!(parse_method("replay"), Ok(Some(Method::Replay)));
+    assert!(parse_method("both").unwrap_err().contains("timeline, replay or auto"));
+
+    // A replay trace (with kernel events for layer 0): auto and replay pick replay,
+    // timeline attributes its kernels from the energy counter instead. Long kernels: the
+    // replayed kernels all belong to one iteration, so each is a timeline model column.
+    let mut ls = layers();
+    ls[0].exec_ns = 100 * MS;
+    let cfg = ReplayConfig { layers: ls, kernel_events_for: Some(0), ..ReplayConfig::default() };
+    let (bytes, _) = generate_replay(&cfg);
+    let trace = Trace::parse(&bytes).unwrap();
+    let with = |m| analyze(&trace, &Options { method: m, ..Options::default() });
+    assert_eq!(with(None).unwrap().method, Method::Replay);
+    assert_eq!(with(Some(Method::Replay)).unwrap().method, Method::Replay);
+    let t = with(Some(Method::Timeline)).unwrap();
+    assert_eq!(t.method, Method::Timeline);
+    assert_eq!(t.layers.len(), 1, "only layer 0 has kernel events");
+    assert!(!t.kernels.is_empty());
+
+    // Replay forced on a trace without replay windows is an error, not a timeline.
+    let layers =
+        vec![SynthLayer { name: "c".into(), op: "Conv".into(), kernels: vec![(MS, 500.0)], flops: 1, bytes: 1 }];
+    let (bytes, _) = generate(&SynthConfig { layers, measure_iters: 100, ..SynthConfig::default() });
+    let trace = Trace::parse(&bytes).unwrap();
+    let err = analyze(&trace, &Options { method: Some(Method::Replay), ..Options::default() }).unwrap_err();
+    assert!(err.to_string().contains("not a replay trace"), "{err}");
+}

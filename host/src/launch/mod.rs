@@ -4,8 +4,10 @@
 //! and the executor all launch through here.
 
 pub mod conv;
+pub mod depthwise;
 pub mod gemm;
 pub mod memory;
+pub mod smallm;
 pub mod tensorcore;
 
 use crate::ops::Act;

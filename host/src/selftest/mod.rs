@@ -15,8 +15,11 @@ use crate::ops::{Act, Conv2d, Epilogue};
 
 mod conv;
 mod core;
+mod depthwise;
 mod gemm;
 mod memory;
+pub mod profile;
+mod smallm;
 mod tensorcore;
 mod vector;
 
@@ -118,6 +121,8 @@ fn cases() -> Vec<(String, CaseFn)> {
     conv::cases(&mut v);
     gemm::cases(&mut v);
     tensorcore::cases(&mut v);
+    depthwise::cases(&mut v);
+    smallm::cases(&mut v);
     v
 }
 

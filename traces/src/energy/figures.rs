@@ -68,6 +68,18 @@ pub struct ModelFigures {
     pub idle_energy_share: f64,
     pub counter_energy_j: Option<f64>,
     pub counter_mismatch: Option<f64>,
+    /// Replay trace with a measure phase (None otherwise): energy-counter energy of the
+    /// measure phase per measured inference (J).
+    pub measured_j_per_inference: Option<f64>,
+    /// Replay: Σ layers' replay energy per inference (J), the same as
+    /// `energy_per_inference_j` (None for timeline traces).
+    pub replay_sum_j_per_inference: Option<f64>,
+    /// Replay with a measure phase: `replay_sum / measured − 1` (the replayed layers
+    /// have no gaps between inferences, so a gap-heavy run reads negative).
+    pub replay_consistency: Option<f64>,
+    /// Replay with a measure phase: energy of the idle gaps between kernels in the
+    /// measure phase (timeline attribution), per inference (J).
+    pub gap_j_per_inference: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +168,12 @@ pub fn build(trace: &Trace<'_>, att: &Attribution) -> Report {
         }
     };
     let j_per_image = energy.scale(1.0 / batch);
+    // Replay against the measure phase of the same trace (its counter and its gaps).
+    let replay_sum = (att.method == Method::Replay).then_some(sum_e / 1e3);
+    let per_inf = |x: f64| x / run.inferences as f64;
+    let measured = replay_sum.and(run.counter_energy_j).filter(|_| run.inferences > 0).map(per_inf);
+    let replay_consistency = replay_sum.zip(measured).filter(|(_, m)| *m > 0.0).map(|(s, m)| s / m - 1.0);
+    let gap_j_per_inference = measured.map(|_| per_inf(run.idle_energy_j));
     let model_figures = ModelFigures {
         inferences,
         latency_ms,
@@ -169,6 +187,10 @@ pub fn build(trace: &Trace<'_>, att: &Attribution) -> Report {
         idle_energy_share: share(run.idle_energy_j, run.total_energy_j.value),
         counter_energy_j: run.counter_energy_j,
         counter_mismatch: run.counter_mismatch,
+        measured_j_per_inference: measured,
+        replay_sum_j_per_inference: replay_sum,
+        replay_consistency,
+        gap_j_per_inference,
     };
 
     Report {

@@ -167,9 +167,12 @@ pub enum Window {
 }
 
 /// Analysis parameters. `Default` holds the values documented in
-/// `docs/energy-method.md` (H200 measurements; sensor windows/delays are estimates).
+/// `docs/energy-method.md` (sensor windows and delays measured on an H200 with `cnnergy calibrate`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Options {
+    /// Force the method; None (`auto`): replay when the trace has replay windows, else
+    /// timeline. Timeline on a replay trace attributes its measure phase.
+    pub method: Option<Method>,
     /// Force a power sensor by name; default: the best present of "nvml.samples",
     /// "nvml.instant", "nvml.usage".
     pub sensor: Option<String>,
@@ -207,18 +210,22 @@ impl Default for Options {
     fn default() -> Options {
         const MS: u64 = 1_000_000;
         Options {
+            method: None,
             sensor: None,
+            // Measured with `cnnergy calibrate` on an H200 (docs/energy-method.md, section 1):
+            // off-edge step responses; readings ~20 ms apart (idle p90 41 ms), 5 ms delay.
             samples: SensorModel {
-                window: Window::SincePrevious { max_ns: 30 * MS },
-                delay_ns: 0,
+                window: Window::SincePrevious { max_ns: 45 * MS },
+                delay_ns: 5 * MS as i64,
                 delay_uncertainty_ns: 5 * MS,
                 resolution_mw: 1000.0,
                 polled: false,
             },
+            // ~100 ms window, updated every ~100 ms; delay within the update quantisation.
             instant: SensorModel {
-                window: Window::Fixed { ns: 25 * MS },
+                window: Window::Fixed { ns: 100 * MS },
                 delay_ns: 0,
-                delay_uncertainty_ns: 10 * MS,
+                delay_uncertainty_ns: 20 * MS,
                 resolution_mw: 1000.0,
                 polled: true,
             },
@@ -281,10 +288,25 @@ pub enum EnergyError {
 /// Chooses the method from the trace contents (a replay trace -> Replay, else Timeline).
 pub fn analyze(trace: &Trace<'_>, opts: &Options) -> Result<Attribution, EnergyError> {
     let data = load::Loaded::read(trace)?;
-    if replay::is_replay(trace, &data) {
-        replay::analyze(trace, &data, opts)
-    } else {
-        timeline::analyze(trace, &data, opts)
+    let is_replay = replay::is_replay(trace, &data);
+    match opts.method {
+        Some(Method::Replay) if !is_replay => {
+            Err(EnergyError::Replay(format!("no {:?} windows in the trace: not a replay trace", replay::LAYER_PHASE)))
+        }
+        Some(Method::Replay) => replay::analyze(trace, &data, opts),
+        Some(Method::Timeline) => timeline::analyze(trace, &data, opts),
+        None if is_replay => replay::analyze(trace, &data, opts),
+        None => timeline::analyze(trace, &data, opts),
+    }
+}
+
+/// `--method` values: "timeline", "replay" or "auto" (None).
+pub fn parse_method(s: &str) -> Result<Option<Method>, String> {
+    match s {
+        "timeline" => Ok(Some(Method::Timeline)),
+        "replay" => Ok(Some(Method::Replay)),
+        "auto" => Ok(None),
+        _ => Err(format!("unknown method `{s}`: expected timeline, replay or auto")),
     }
 }
 

@@ -100,12 +100,13 @@ pub struct SamplesSensor {
 
 impl Default for SamplesSensor {
     fn default() -> Self {
-        SamplesSensor { period_ns: 20 * MS, jitter_ns: 3 * MS, window_ns: 0, delay_ns: 0, noise_w: 1.0, gain: 1.0 }
+        // delay: as measured on an H200 (docs/energy-method.md, section 1)
+        SamplesSensor { period_ns: 20 * MS, jitter_ns: 3 * MS, window_ns: 0, delay_ns: 5 * MS, noise_w: 1.0, gain: 1.0 }
     }
 }
 
 /// A polled value that the sensor updates every `period_ns` with the mean of the
-/// last `window_ns` ("nvml.instant": 25 ms of every 100 ms); the recorder polls it
+/// last `window_ns` ("nvml.instant": ~100 ms of every 100 ms on an H200); the recorder polls it
 /// every `poll_ns`.
 #[derive(Debug, Clone, Copy)]
 pub struct PolledSensor {
@@ -117,7 +118,7 @@ pub struct PolledSensor {
 
 impl Default for PolledSensor {
     fn default() -> Self {
-        PolledSensor { period_ns: 100 * MS, window_ns: 25 * MS, delay_ns: 0, poll_ns: 10 * MS }
+        PolledSensor { period_ns: 100 * MS, window_ns: 100 * MS, delay_ns: 0, poll_ns: 10 * MS }
     }
 }
 

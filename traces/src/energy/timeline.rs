@@ -49,14 +49,14 @@ pub struct Obs {
 /// The reconstructed power curve: `P(t) = s(t) · Σ_{pieces at t} w · P̂[col]`, with
 /// `s(t)` the per-sample-window scale (1 outside every window).
 #[derive(Debug, Clone)]
-pub struct Curve {
-    pub pieces: Vec<Piece>,
+pub struct Curve<'a> {
+    pub pieces: &'a [Piece],
     pub power: Vec<f64>,
     /// Sorted, non-overlapping `(a, b, s)`.
     pub scale: Vec<(u64, u64, f64)>,
 }
 
-impl Curve {
+impl Curve<'_> {
     /// `∫ s(t) dt` over `[a, b]` (ns); `hint` speeds up monotone queries.
     fn scaled_len(&self, a: u64, b: u64, hint: &mut usize) -> f64 {
         let r = &self.scale;
@@ -85,6 +85,21 @@ impl Curve {
     pub fn piece_energies(&self) -> Vec<f64> {
         let mut hint = 0;
         self.pieces.iter().map(|p| p.w * self.power[p.col] * self.scaled_len(p.a, p.b, &mut hint) * 1e-9).collect()
+    }
+
+    /// Energy per model column and in total (J): the sums of [`Curve::piece_energies`]
+    /// per column, from `index` (built once for these pieces) in O(scale regions · columns)
+    /// instead of a pass over every piece.
+    pub fn col_energies(&self, index: &ColIndex) -> (Vec<f64>, f64) {
+        let mut weighted: Vec<f64> = index.cols.iter().map(|c| c.cum.last().copied().unwrap_or(0.0)).collect();
+        for &(a, b, s) in &self.scale {
+            for (c, acc) in weighted.iter_mut().enumerate() {
+                *acc += (s - 1.0) * (index.upto(c, b) - index.upto(c, a));
+            }
+        }
+        let per: Vec<f64> = weighted.iter().zip(&self.power).map(|(w, p)| w * p * 1e-9).collect();
+        let total = per.iter().sum();
+        (per, total)
     }
 
     /// The curve's power at `t` (W).
@@ -116,6 +131,64 @@ impl Curve {
             }
         }
         e
+    }
+}
+
+/// The pieces of each model column with their cumulative weighted length, so that the
+/// weighted time a column spends in any interval is two binary searches away.
+#[derive(Debug, Clone)]
+pub struct ColIndex<'a> {
+    pieces: &'a [Piece],
+    cols: Vec<ColPieces>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ColPieces {
+    /// The column's pieces (indices into the pieces, in time order) and their ends.
+    idx: Vec<u32>,
+    b: Vec<u64>,
+    /// `cum[i]` = Σ w·len of the column's pieces before `idx[i]` (len + 1 entries).
+    cum: Vec<f64>,
+}
+
+impl ColIndex<'_> {
+    pub fn new(pieces: &[Piece], ncols: usize) -> ColIndex<'_> {
+        let mut count = vec![0usize; ncols];
+        for p in pieces {
+            count[p.col] += 1;
+        }
+        let mut cols: Vec<ColPieces> = count
+            .iter()
+            .map(|&n| {
+                let mut cum = Vec::with_capacity(n + 1);
+                cum.push(0.0);
+                ColPieces { idx: Vec::with_capacity(n), b: Vec::with_capacity(n), cum }
+            })
+            .collect();
+        for (i, p) in pieces.iter().enumerate() {
+            let c = &mut cols[p.col];
+            c.idx.push(i as u32);
+            c.b.push(p.b);
+            let last = c.cum.last().copied().unwrap_or(0.0);
+            c.cum.push(last + p.w * (p.b - p.a) as f64);
+        }
+        ColIndex { pieces, cols }
+    }
+
+    /// Σ w·|piece ∩ (−∞, t]| over column `c`'s pieces (pieces are in time order, `a` and
+    /// `b` non-decreasing; only pieces of one elementary interval can straddle `t`).
+    fn upto(&self, c: usize, t: u64) -> f64 {
+        let col = &self.cols[c];
+        let i = col.b.partition_point(|&b| b <= t);
+        let mut v = col.cum[i];
+        for &k in &col.idx[i..] {
+            let p = &self.pieces[k as usize];
+            if p.a >= t {
+                break;
+            }
+            v += p.w * (t - p.a) as f64;
+        }
+        v
     }
 }
 
@@ -211,6 +284,8 @@ pub struct Fit {
     pub rss: f64,
     /// Time (ns) each column is observed for, summed over observations.
     pub observed_ns: Vec<f64>,
+    /// Per observation: (column, fraction of the window it owns), the design matrix row.
+    pub rows: Vec<Vec<(usize, f64)>>,
 }
 
 impl Fit {
@@ -242,6 +317,7 @@ pub fn fit(pieces: &[Piece], obs: &[Obs], ncols: usize, prior_sd_w: f64, noise_f
     let mut dense = vec![0.0; ncols];
     let mut row: Vec<(usize, f64)> = Vec::with_capacity(ncols);
     let mut observed_ns = vec![0.0; ncols];
+    let mut rows = Vec::with_capacity(obs.len());
     for o in obs {
         row.clear();
         let i = pieces.partition_point(|p| p.b <= o.a);
@@ -269,6 +345,7 @@ pub fn fit(pieces: &[Piece], obs: &[Obs], ncols: usize, prior_sd_w: f64, noise_f
             }
         }
         yy += o.watts * o.watts;
+        rows.push(row.clone());
     }
     for i in 0..ncols {
         for j in 0..i {
@@ -309,7 +386,7 @@ pub fn fit(pieces: &[Piece], obs: &[Obs], ncols: usize, prior_sd_w: f64, noise_f
         sigma = new_sigma;
     }
     let (power, cov, df, rss, sigma) = result.expect("the loop ends with a result");
-    Fit { power, cov, df, sigma_w: sigma, rss, observed_ns }
+    Fit { power, cov, df, sigma_w: sigma, rss, observed_ns, rows }
 }
 
 /// Effective number of parameters of the ridge fit: `p − tr(A⁻¹)/τ²`.
@@ -331,22 +408,17 @@ pub fn curve_power(fit: &Fit) -> Vec<f64> {
     fit.power.iter().map(|p| p.max(0.0)).collect()
 }
 
-/// Per-window scale so that the curve integrates to each observation.
-fn scale_regions(pieces: &[Piece], obs: &[Obs], power: &[f64]) -> Vec<(u64, u64, f64)> {
-    let mut sorted: Vec<Obs> = obs.to_vec();
-    sorted.sort_by_key(|o| (o.b, o.a));
-    let mut out: Vec<(u64, u64, f64)> = Vec::with_capacity(sorted.len());
+/// Per-window scale so that the curve integrates to each observation (`rows`: the
+/// fit's design rows of `obs`).
+fn scale_regions(obs: &[Obs], rows: &[Vec<(usize, f64)>], power: &[f64]) -> Vec<(u64, u64, f64)> {
+    let mut order: Vec<usize> = (0..obs.len()).collect();
+    order.sort_by_key(|&j| (obs[j].b, obs[j].a));
+    let mut out: Vec<(u64, u64, f64)> = Vec::with_capacity(obs.len());
     let mut last_end = 0u64;
-    for o in sorted {
-        let i = pieces.partition_point(|p| p.b <= o.a);
-        let mut model = 0.0;
-        for p in pieces[i..].iter().take_while(|p| p.a < o.b) {
-            let (lo, hi) = (p.a.max(o.a), p.b.min(o.b));
-            if hi > lo {
-                model += p.w * power[p.col] * (hi - lo) as f64;
-            }
-        }
-        let model = model / (o.b - o.a) as f64;
+    for j in order {
+        let o = obs[j];
+        // Mean model power over the window.
+        let model: f64 = rows[j].iter().map(|&(c, frac)| frac * power[c]).sum();
         let a = o.a.max(last_end);
         if o.b > a && model > 0.0 && o.watts >= 0.0 {
             out.push((a, o.b, o.watts / model));
@@ -356,12 +428,113 @@ fn scale_regions(pieces: &[Piece], obs: &[Obs], power: &[f64]) -> Vec<(u64, u64,
     out
 }
 
-/// Everything one pass (one sensor-delay hypothesis) produces.
+/// `items.iter().map(f)` spread over the available cores (order kept): the delay
+/// search runs many independent fits over the same pieces.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// The kernels grouped by execution (layer, iteration), without a per-kernel map entry.
+struct ExecGroups {
+    /// Distinct layers, sorted.
+    layers: Vec<LayerId>,
+    /// Per layer: its executions (distinct iterations).
+    counts: Vec<usize>,
+    /// Per kernel: (layer index, execution index among the layer's executions in
+    /// iteration order).
+    slot: Vec<(u32, u32)>,
+    /// Per kernel: position in its execution's launch sequence (0 = first kernel).
+    position: Vec<u32>,
+}
+
+impl ExecGroups {
+    fn of(kernels: &[Kernel]) -> ExecGroups {
+        let mut layers: Vec<LayerId> = kernels.iter().map(|k| k.layer).collect();
+        layers.sort_unstable();
+        layers.dedup();
+        // Per layer: distinct iterations in order, and the kernels seen in the current one.
+        let mut iters: Vec<Vec<u32>> = vec![Vec::new(); layers.len()];
+        let mut seen: Vec<u32> = vec![0; layers.len()];
+        let mut slot = Vec::with_capacity(kernels.len());
+        let mut position = Vec::with_capacity(kernels.len());
+        let mut ordered = true;
+        let mut last_layer: Option<(LayerId, usize)> = None;
+        for k in kernels {
+            // Consecutive kernels mostly share a layer: skip the search then.
+            let l = match last_layer {
+                Some((id, l)) if id == k.layer => l,
+                _ => layers.binary_search(&k.layer).unwrap_or_default(),
+            };
+            last_layer = Some((k.layer, l));
+            let it = &mut iters[l];
+            match it.last() {
+                Some(&i) if i == k.iteration => seen[l] += 1,
+                Some(&i) if i > k.iteration => {
+                    ordered = false;
+                    break;
+                }
+                _ => {
+                    it.push(k.iteration);
+                    seen[l] = 1;
+                }
+            }
+            slot.push((l as u32, (it.len() - 1) as u32));
+            position.push(seen[l] - 1);
+        }
+        if !ordered {
+            // A layer's iterations interleave in start order (concurrent streams): use a map.
+            let mut at: BTreeMap<(usize, u32), u32> = BTreeMap::new();
+            slot.clear();
+            position.clear();
+            for k in kernels {
+                let l = layers.binary_search(&k.layer).unwrap_or_default();
+                let n = at.entry((l, k.iteration)).or_default();
+                *n += 1;
+                position.push(*n - 1);
+                slot.push((l as u32, k.iteration));
+            }
+            iters = vec![Vec::new(); layers.len()];
+            for &(l, i) in at.keys() {
+                iters[l].push(i);
+            }
+            for s in slot.iter_mut() {
+                s.1 = iters[s.0 as usize].binary_search(&s.1).unwrap_or_default() as u32;
+            }
+        }
+        let counts = iters.iter().map(Vec::len).collect();
+        ExecGroups { layers, counts, slot, position }
+    }
+
+    fn layer_index(&self, id: LayerId) -> Option<usize> {
+        self.layers.binary_search(&id).ok()
+    }
+}
+
+/// The fit under one sensor-delay hypothesis (the curve is built only for the delays
+/// that are used, see [`Pass::curve`]).
 struct Pass {
     fit: Fit,
-    curve: Curve,
-    energies: Vec<f64>,
+    obs: Vec<Obs>,
     nobs: usize,
+}
+
+impl Pass {
+    fn curve<'a>(&self, pieces: &'a [Piece], opts: &Options) -> Curve<'a> {
+        let power = curve_power(&self.fit);
+        let scale = if opts.honour_samples { scale_regions(&self.obs, &self.fit.rows, &power) } else { Vec::new() };
+        Curve { pieces, power, scale }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -388,11 +561,8 @@ fn pass(
     .collect();
     let floor = opts.noise_floor_w.max(model.resolution_mw / 1e3 / 12f64.sqrt());
     let fit = fit(pieces, &obs, ncols, opts.prior_sd_w, floor);
-    let power = curve_power(&fit);
-    let scale = if opts.honour_samples { scale_regions(pieces, &obs, &power) } else { Vec::new() };
-    let curve = Curve { pieces: pieces.to_vec(), power, scale };
-    let energies = curve.piece_energies();
-    Pass { fit, curve, energies, nobs: obs.len() }
+    let nobs = obs.len();
+    Pass { fit, obs, nobs }
 }
 
 enum Readings<'a> {
@@ -464,15 +634,8 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
     // --- model columns: idle, then kernel sites (layer, position in the layer's
     // launch sequence) in order: one power level per site, since a layer's kernels
     // can draw very different power.
-    let mut seen: BTreeMap<(LayerId, u32), u32> = BTreeMap::new();
-    let site: Vec<(LayerId, u32)> = sel
-        .iter()
-        .map(|k| {
-            let n = seen.entry((k.layer, k.iteration)).or_default();
-            *n += 1;
-            (k.layer, *n - 1)
-        })
-        .collect();
+    let groups = ExecGroups::of(&sel);
+    let site: Vec<(LayerId, u32)> = sel.iter().zip(&groups.position).map(|(k, &n)| (k.layer, n)).collect();
     let mut sites: Vec<(LayerId, u32)> = site.clone();
     sites.sort();
     sites.dedup();
@@ -492,11 +655,10 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
     let du = model.delay_uncertainty_ns as i64;
     let steps: i64 = if du > 0 { DELAY_STEPS } else { 0 };
     let run_at = |d: i64| pass(&pcs, &readings, &model, d, ncols, from, to, opts);
-    let mut passes: Vec<(i64, Pass)> = (-steps..=steps)
-        .map(|i| model.delay_ns + if steps > 0 { du * i / steps } else { 0 })
-        .map(|d| (d, run_at(d)))
-        .filter(|(_, p)| p.nobs >= MIN_OBS)
-        .collect();
+    let grid: Vec<i64> =
+        (-steps..=steps).map(|i| model.delay_ns + if steps > 0 { du * i / steps } else { 0 }).collect();
+    let mut passes: Vec<(i64, Pass)> =
+        par_map(&grid, |&d| (d, run_at(d))).into_iter().filter(|(_, p)| p.nobs >= MIN_OBS).collect();
     // Compare delays per observation: a shifted delay may lose one window at an edge,
     // which is negligible against hundreds.
     let per_obs = |p: &Pass| p.fit.rss / p.nobs as f64;
@@ -508,14 +670,11 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
         while step >= REFINE_MIN_NS {
             if let Some(b) = best(&passes) {
                 let centre = passes[b].0;
-                for d in [centre - step, centre + step] {
-                    if (d - model.delay_ns).abs() <= du && !passes.iter().any(|p| p.0 == d) {
-                        let p = run_at(d);
-                        if p.nobs >= MIN_OBS {
-                            passes.push((d, p));
-                        }
-                    }
-                }
+                let new: Vec<i64> = [centre - step, centre + step]
+                    .into_iter()
+                    .filter(|&d| (d - model.delay_ns).abs() <= du && !passes.iter().any(|p| p.0 == d))
+                    .collect();
+                passes.extend(par_map(&new, |&d| (d, run_at(d))).into_iter().filter(|(_, p)| p.nobs >= MIN_OBS));
             }
             step /= 2;
         }
@@ -534,38 +693,32 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
         .collect();
     if steps > 0 && (sensor_delay_ns - model.delay_ns).abs() == du {
         warnings.push(format!(
-            "{sensor}: best-fitting sensor delay {:.1} ms is at the edge of the searched range; widen the delay              uncertainty",
+            "{sensor}: best-fitting sensor delay {:.1} ms is at the edge of the searched range; widen the delay uncertainty",
             sensor_delay_ns as f64 * 1e-6
         ));
     }
 
     // --- kernel energies and per-layer, per-execution sums
+    let col_index = ColIndex::new(&pcs, ncols);
+    let main_curve = main.curve(&pcs, opts);
+    let main_energies = main_curve.piece_energies();
     let mut kernel_j = vec![0.0; sel.len()];
     let mut weighted_ns = vec![0.0; ncols]; // Σ w·len per column
     let mut idle_j = 0.0;
-    for (p, e) in pcs.iter().zip(&main.energies) {
+    for (p, e) in pcs.iter().zip(&main_energies) {
         weighted_ns[p.col] += p.w * (p.b - p.a) as f64;
         match p.kernel {
             Some(k) => kernel_j[k as usize] += e,
             None => idle_j += e,
         }
     }
-    let alt_layer_j: Vec<Vec<f64>> = alt
-        .iter()
-        .map(|ap| {
-            let mut per = vec![0.0; ncols];
-            for (p, e) in pcs.iter().zip(&ap.energies) {
-                per[p.col] += e;
-            }
-            per
-        })
-        .collect();
-    let alt_total: Vec<f64> = alt.iter().map(|ap| ap.energies.iter().sum()).collect();
+    let (alt_layer_j, alt_total): (Vec<Vec<f64>>, Vec<f64>) =
+        alt.iter().map(|ap| ap.curve(&pcs, opts).col_energies(&col_index)).unzip();
 
-    // per (layer, iteration): (energy J, time ns)
-    let mut per_exec: BTreeMap<(LayerId, u32), (f64, f64)> = BTreeMap::new();
-    for (k, e) in sel.iter().zip(&kernel_j) {
-        let slot = per_exec.entry((k.layer, k.iteration)).or_default();
+    // per layer, per execution in iteration order: (energy J, time ns)
+    let mut per_exec: Vec<Vec<(f64, f64)>> = groups.counts.iter().map(|&n| vec![(0.0, 0.0); n]).collect();
+    for ((k, e), &(l, x)) in sel.iter().zip(&kernel_j).zip(&groups.slot) {
+        let slot = &mut per_exec[l as usize][x as usize];
         slot.0 += e;
         slot.1 += (k.end_ns - k.start_ns) as f64;
     }
@@ -601,7 +754,7 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
     let t_reg = t95(fit.df);
     let mut layers = Vec::with_capacity(layer_ids.len());
     for &id in &layer_ids {
-        let execs: Vec<(f64, f64)> = per_exec.range((id, 0)..=(id, u32::MAX)).map(|(_, v)| *v).collect();
+        let execs: &[(f64, f64)] = groups.layer_index(id).map_or(&[], |l| &per_exec[l]);
         let n = execs.len().max(1) as f64;
         let e_total: f64 = execs.iter().map(|x| x.0).sum();
         let e_mj = e_total / n * 1e3;
@@ -642,7 +795,7 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
     // --- run
     let kernel_energy_j: f64 = kernel_j.iter().sum();
     let total = kernel_energy_j + idle_j;
-    let covered_ns: f64 = main.curve.scale.iter().map(|r| (r.1 - r.0) as f64).sum();
+    let covered_ns: f64 = main_curve.scale.iter().map(|r| (r.1 - r.0) as f64).sum();
     let uncovered_ns = (window_ns as f64 - covered_ns).max(0.0);
     let n_obs = main.nobs.max(1) as f64;
     let mean_obs_ns = covered_ns / n_obs;
@@ -658,7 +811,7 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
         let (first, last) = (edges[0], edges[edges.len() - 1]);
         let de_j = (last.1 - first.1) as f64 * 1e-3;
         let dt = (last.0 - first.0) as f64;
-        let curve_j = main.curve.integral(first.0, last.0);
+        let curve_j = main_curve.integral(first.0, last.0);
         if edges.len() < 11 {
             warnings.push(format!(
                 "window of {:.2} s: energy counter updated only {} times; the counter cross-check is coarse",
@@ -781,8 +934,8 @@ mod tests {
             let obs: Vec<Obs> = obs.into_iter().map(|(a, l, w)| Obs { a, b: (a + l).min(to), watts: w }).collect();
             let f = fit(&pcs, &obs, 4, 200.0, 1.0);
             let power = curve_power(&f);
-            let scale = scale_regions(&pcs, &obs, &power);
-            let curve = Curve { pieces: pcs.clone(), power, scale };
+            let scale = scale_regions(&obs, &f.rows, &power);
+            let curve = Curve { pieces: &pcs, power, scale };
             let sum: f64 = curve.piece_energies().iter().sum();
             let mut cuts: Vec<u64> = vec![0, to];
             cuts.extend(pcs.iter().flat_map(|p| [p.a, p.b]));
@@ -796,6 +949,46 @@ mod tests {
             prop_assert!(curve.piece_energies().iter().all(|e| *e >= 0.0));
             let covered: f64 = pcs.iter().map(|p| p.w * (p.b - p.a) as f64).sum();
             prop_assert!((covered - to as f64).abs() < 1e-6);
+            // The per-column sums from the index equal the per-piece energies summed by column.
+            let mut want = [0.0; 4];
+            for (p, e) in pcs.iter().zip(curve.piece_energies()) {
+                want[p.col] += e;
+            }
+            let (per, total) = curve.col_energies(&ColIndex::new(&pcs, 4));
+            for c in 0..4 {
+                prop_assert!((per[c] - want[c]).abs() <= 1e-9 * integral.abs().max(1e-6), "col {}: {} vs {}", c, per[c], want[c]);
+            }
+            prop_assert!((total - integral).abs() <= 1e-9 * integral.abs().max(1e-6));
+        }
+
+        /// Grouping kernels by execution matches a plain map, also when a layer's
+        /// iterations interleave in start order.
+        #[test]
+        fn exec_groups_match_a_map(ks in prop::collection::vec((0u32..3, 0u32..4), 1..40), sorted in any::<bool>()) {
+            let mut ks = ks;
+            if sorted {
+                ks.sort_by_key(|k| k.1);
+            }
+            let kernels: Vec<Kernel> = ks
+                .iter()
+                .enumerate()
+                .map(|(i, &(l, it))| Kernel { index: i as u64, layer: LayerId(l), iteration: it, start_ns: i as u64, end_ns: i as u64 + 1 })
+                .collect();
+            let g = ExecGroups::of(&kernels);
+            let mut seen: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+            for (i, &(l, it)) in ks.iter().enumerate() {
+                let n = seen.entry((l, it)).or_default();
+                prop_assert_eq!(g.position[i], *n);
+                *n += 1;
+                let li = g.layer_index(LayerId(l)).unwrap();
+                prop_assert_eq!(g.layers[li], LayerId(l));
+                // execution index = rank of the iteration among the layer's iterations
+                let mut its: Vec<u32> = ks.iter().filter(|k| k.0 == l).map(|k| k.1).collect();
+                its.sort();
+                its.dedup();
+                prop_assert_eq!(g.slot[i], (li as u32, its.iter().position(|&x| x == it).unwrap() as u32));
+                prop_assert_eq!(g.counts[li], its.len());
+            }
         }
     }
 }

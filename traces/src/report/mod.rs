@@ -579,6 +579,8 @@ impl std::str::FromStr for Sort {
 pub fn model_table(a: &Analysis) -> Tab {
     let m = &a.figures.model_figures;
     let h = &a.header;
+    // The replay consistency columns are always in CSV/JSON, shown only for replay traces.
+    let replay = |show: Show| if a.energy && a.figures.method == Method::Replay { show } else { Show::Hidden };
     let mut t = Tab::new(
         "model",
         vec![
@@ -603,6 +605,10 @@ pub fn model_table(a: &Analysis) -> Tab {
             col("idle_energy_share", "idle energy", Show::Percent),
             col("counter_energy_j", "counter energy (J)", Show::Hidden),
             col("counter_mismatch", "vs counter", Show::Change),
+            col("measured_j_per_inference", "measured J/inference", replay(Show::Sig3)),
+            col("replay_sum_j_per_inference", "Σ replay J/inference", replay(Show::Sig3)),
+            col("replay_consistency", "replay vs measured", replay(Show::Change)),
+            col("gap_j_per_inference", "gap J/inference", replay(Show::Sig3)),
             col("sm_clock_mhz", "SM clock (MHz)", Show::Hidden),
             col("mem_clock_mhz", "mem clock (MHz)", Show::Hidden),
             col("power_limit_w", "power limit (W)", Show::Hidden),
@@ -632,6 +638,10 @@ pub fn model_table(a: &Analysis) -> Tab {
         nan_unless(a.energy, m.idle_energy_share).into(),
         Cell::opt(m.counter_energy_j),
         Cell::opt(m.counter_mismatch),
+        Cell::opt(m.measured_j_per_inference),
+        Cell::opt(m.replay_sum_j_per_inference),
+        Cell::opt(m.replay_consistency),
+        Cell::opt(m.gap_j_per_inference),
         sm.into(),
         mem.into(),
         (h.device.power_limit_mw as f64 / 1000.0).into(),
