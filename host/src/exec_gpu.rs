@@ -23,17 +23,17 @@
 //! * `DType::F16`: the input is converted once from NCHW f32 to NHWC f16; convs with
 //!   `groups == 1` run on the tensor-core kernels (OHWI f16 weights, f32 epilogue
 //!   operands), pooling (`c % 8 == 0`), activations and adds on the NHWC f16 memory
-//!   kernels, linear layers on the tensor-core GEMM (f16 `[out, in]` weights). The
+//!   kernels, linear layers on the tensor-core GEMM (f16 `[out, in]` weights), depthwise
+//!   convs with channel multiplier 1 (MobileNetV2's) on the NHWC f16 depthwise kernel
+//!   ([`depthwise`]: tap-major `[kh][kw][c]` f16 weights, the same fused epilogue). The
 //!   output is converted back to NCHW f32.
-//! * f16 ops without an f16 NHWC kernel (grouped/depthwise convs — MobileNetV2's
-//!   depthwise layers —, concat, batch-norm of an unfused graph, LRN, softmax, pooling
-//!   with `c % 8 != 0`) run as an **f32 island**: each input is converted NHWC f16 →
+//! * f16 ops without an f16 NHWC kernel (other grouped convs, concat, batch-norm of an
+//!   unfused graph, LRN, softmax, pooling with `c % 8 != 0`) run as an **f32 island**: each input is converted NHWC f16 →
 //!   NCHW f32 (`half_to_f32` then `transpose_f32`), the f32 SIMT kernel runs, and the
 //!   result is converted back with `nchw_f32_to_nhwc_half`. This is the simplest correct
 //!   choice (it reuses tested kernels); it costs two to three extra memory passes per
 //!   such layer, which an energy report must attribute to that layer (the conversion
-//!   launches carry the layer's id). A native NHWC f16 depthwise / concat kernel would
-//!   remove it.
+//!   launches carry the layer's id). A native NHWC f16 concat kernel would remove it.
 //! * NHWC flatten order: a `Flatten` of an NHWC `[n, c, h, w]` tensor yields features in
 //!   `(h, w, c)` order, not PyTorch's `(c, h, w)`; a linear layer reading such a flatten
 //!   gets its weight columns permuted at upload ([`permute_linear_nhwc`]). After global
@@ -58,7 +58,7 @@ use cudarc::driver::{CudaGraph, CudaSlice, CudaStream};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::{Dims, Graph, Node, Op, TensorId, WeightRole};
-use crate::launch::{conv, gemm, memory, smallm, tensorcore};
+use crate::launch::{conv, depthwise, gemm, memory, smallm, tensorcore};
 use crate::ops::{Act, Activation, Add, BatchNorm, Conv2d, DType, Epilogue, Gemm, Layout, Lrn, Pool2d, Softmax};
 use crate::registry::{KernelSpec, LayerType};
 use crate::weights::Weights;
@@ -76,8 +76,9 @@ pub struct ExecOptions {
     /// Variant overrides by layer type, e.g. `(Conv, "implicit_gemm")`; a type not listed
     /// gets the default rule. F32: any SIMT conv variant of [`conv::KERNELS`] / gemm
     /// variant of [`gemm::KERNELS`]. F16: conv `implicit_gemm_tc` (default for
-    /// `groups == 1`) or a SIMT variant (runs as an f32 island); gemm `tc` (default) or a
-    /// SIMT variant (f32 island).
+    /// `groups == 1`), `depthwise_nhwc` (default for depthwise convs with multiplier 1;
+    /// dense convs keep the tensor cores) or a SIMT variant (runs as an f32 island); gemm
+    /// `tc` (default) or a SIMT variant (f32 island).
     pub variants: Vec<(LayerType, String)>,
 }
 
@@ -120,6 +121,8 @@ pub enum Kernel {
     ConvSimt(&'static KernelSpec),
     /// f16 tensor-core implicit GEMM conv, NHWC.
     ConvTc,
+    /// f16 depthwise conv (channel multiplier 1), NHWC.
+    ConvDw,
     /// fp32 SIMT gemm / gemv.
     GemmSimt(&'static KernelSpec),
     /// f16 tensor-core GEMM.
@@ -153,6 +156,7 @@ impl Kernel {
             Kernel::Alias => "view".into(),
             Kernel::ConvSimt(s) => format!("conv:{}", s.variant),
             Kernel::ConvTc => "conv:implicit_gemm_tc".into(),
+            Kernel::ConvDw => "conv:depthwise_nhwc".into(),
             Kernel::GemmSimt(s) => format!("gemm:{}", s.variant),
             Kernel::GemmTc => "gemm:tc".into(),
             Kernel::Memory => op.op_name().to_string(),
@@ -249,10 +253,32 @@ pub fn select_kernels(g: &Graph, opts: &ExecOptions, sm_count: u32) -> Result<Ve
             match &node.op {
                 Op::Flatten | Op::Identity => Kernel::Alias,
                 Op::Conv { conv, epi }
-                    if conv.groups == 1 && matches!(opts.variant(LayerType::Conv), None | Some("implicit_gemm_tc")) =>
+                    if conv.groups == 1
+                        && matches!(
+                            opts.variant(LayerType::Conv),
+                            None | Some("implicit_gemm_tc") | Some("depthwise_nhwc")
+                        ) =>
                 {
                     tensorcore::conv_params(conv, epi).map_err(|e| layer_err(node, e))?;
                     Kernel::ConvTc
+                }
+                Op::Conv { conv, epi }
+                    if conv.groups > 1
+                        && depthwise::check_supported(conv).is_ok()
+                        && matches!(opts.variant(LayerType::Conv), None | Some("depthwise_nhwc")) =>
+                {
+                    depthwise::conv_params(conv, epi).map_err(|e| layer_err(node, e))?;
+                    Kernel::ConvDw
+                }
+                Op::Conv { conv, .. } if opts.variant(LayerType::Conv) == Some("depthwise_nhwc") => {
+                    return Err(layer_err(
+                        node,
+                        format!(
+                            "conv variant depthwise_nhwc runs depthwise convs with channel multiplier 1 only \
+                             (groups = c_in = c_out), got groups {} c_in {} c_out {}",
+                            conv.groups, conv.c_in, conv.c_out
+                        ),
+                    ))
                 }
                 Op::Conv { conv, .. } if opts.variant(LayerType::Conv) == Some("implicit_gemm_tc") => {
                     return Err(layer_err(
@@ -464,6 +490,18 @@ pub enum Step {
         residual: Option<BufRef>,
         y: BufRef,
     },
+    /// f16 NHWC depthwise conv; `w` indexes `w16` (tap-major `[kh][kw][c]`).
+    ConvDw {
+        conv: Conv2d,
+        act: Act,
+        x: BufRef,
+        w: usize,
+        bias: Option<usize>,
+        scale: Option<usize>,
+        shift: Option<usize>,
+        residual: Option<BufRef>,
+        y: BufRef,
+    },
     GemmSimt {
         spec: &'static KernelSpec,
         gemm: Gemm,
@@ -568,9 +606,9 @@ impl Step {
     /// The buffers the step reads and the one it writes.
     pub fn buffers(&self) -> (Vec<BufRef>, BufRef) {
         match self {
-            Step::ConvSimt { x, residual, y, .. } | Step::ConvTc { x, residual, y, .. } => {
-                (std::iter::once(*x).chain(*residual).collect(), *y)
-            }
+            Step::ConvSimt { x, residual, y, .. }
+            | Step::ConvTc { x, residual, y, .. }
+            | Step::ConvDw { x, residual, y, .. } => (std::iter::once(*x).chain(*residual).collect(), *y),
             Step::GemmSimt { a, c, .. } | Step::GemmTc { a, c, .. } => (vec![*a], *c),
             Step::Add { a, b, y, .. } | Step::AddF16 { a, b, y, .. } => (vec![*a, *b], *y),
             Step::Pool { x, y, .. }
@@ -742,6 +780,23 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
                 b.push(
                     i,
                     Step::ConvTc { conv: *conv, act: epi.act, x, w: wi, bias, scale, shift, residual, y: y_slot },
+                );
+            }
+            Kernel::ConvDw => {
+                let Op::Conv { conv, epi } = &node.op else {
+                    return Err(layer_err(node, "internal: ConvDw on a non-conv"));
+                };
+                let wt = depthwise::dw_weights_hwc(conv, b.weight(node, WeightRole::Kernel)?, DType::F16)
+                    .map_err(|e| layer_err(node, e))?;
+                let wi = b.push16(wt);
+                let bias = b.opt32(node, epi.bias, WeightRole::Bias)?;
+                let scale = b.opt32(node, epi.scale_shift, WeightRole::Scale)?;
+                let shift = b.opt32(node, epi.scale_shift, WeightRole::Shift)?;
+                let residual = epi.residual.then(|| b.tensor(node.inputs[1]));
+                let x = b.tensor(node.inputs[0]);
+                b.push(
+                    i,
+                    Step::ConvDw { conv: *conv, act: epi.act, x, w: wi, bias, scale, shift, residual, y: y_slot },
                 );
             }
             Kernel::GemmTc => {
@@ -1161,6 +1216,23 @@ impl Plan {
                 let mut ys = self.w16m(*y)?;
                 tensorcore::conv2d(gpu, DType::F16, conv, *act, &ops, &mut ys.slice_mut(0..y.len))?;
             }
+            Step::ConvDw { conv, act, x, w: wi, bias, scale, shift, residual, y } => {
+                let xs = self.r16(*x)?;
+                let rs = match residual {
+                    Some(r) => Some(self.r16(*r)?),
+                    None => None,
+                };
+                let ops = tensorcore::ConvOperands {
+                    x: xs.slice(0..x.len),
+                    w: self.w16[*wi].slice(..),
+                    bias: wo(*bias),
+                    scale: wo(*scale),
+                    shift: wo(*shift),
+                    residual: rs.as_ref().zip(*residual).map(|(r, b)| r.slice(0..b.len)),
+                };
+                let mut ys = self.w16m(*y)?;
+                depthwise::conv2d(gpu, DType::F16, conv, *act, &ops, &mut ys.slice_mut(0..y.len))?;
+            }
             Step::GemmSimt { spec, gemm: g, act, a, w: wi, bias, c } => {
                 let xs = self.r32(*a)?;
                 let ops = gemm::GemmOperands { a: xs.slice(0..a.len), b: w(*wi), bias: wo(*bias) };
@@ -1484,6 +1556,23 @@ pub fn emulate(bp: &Blueprint, input: &[f32]) -> Result<Vec<f32>> {
                 let xs = get16(&bufs, *x)?;
                 let rs = residual.map(|b| get16(&bufs, b)).transpose()?;
                 let wt = r::ohwi_to_oihw(&r::f16_bits_to_f32(&bp.w16[*wi]), conv.weight_dims()).map_err(oe)?;
+                let args = EpilogueArgs {
+                    bias: wo(*bias),
+                    scale: wo(*scale),
+                    shift: wo(*shift),
+                    residual: rs.as_deref(),
+                    act: *act,
+                };
+                let out = rnd(r::conv2d(conv, Layout::Nhwc, &xs, &wt, &args).map_err(oe)?);
+                put(&mut bufs, *y, &out)?;
+            }
+            Step::ConvDw { conv, act, x, w: wi, bias, scale, shift, residual, y } => {
+                let xs = get16(&bufs, *x)?;
+                let rs = residual.map(|b| get16(&bufs, b)).transpose()?;
+                // Tap-major [kh*kw][c] back to OIHW [c][1][kh][kw].
+                let hwc = r::f16_bits_to_f32(&bp.w16[*wi]);
+                let (c, taps) = (conv.c_out, conv.kh * conv.kw);
+                let wt: Vec<f32> = (0..c * taps).map(|i| hwc[(i % taps) * c + i / taps]).collect();
                 let args = EpilogueArgs {
                     bias: wo(*bias),
                     scale: wo(*scale),

@@ -94,8 +94,17 @@ fn every_node_gets_a_kernel() {
                     (Op::Flatten | Op::Identity, Kernel::Alias, _) => {}
                     (Op::Conv { .. }, Kernel::ConvSimt(_), DType::F32) => {}
                     (Op::Conv { conv, .. }, Kernel::ConvTc, DType::F16) => assert_eq!(conv.groups, 1),
+                    (Op::Conv { conv, .. }, Kernel::ConvDw, DType::F16) => {
+                        assert!(conv.groups > 1 && conv.groups == conv.c_in && conv.c_out == conv.c_in)
+                    }
                     (Op::Conv { conv, .. }, Kernel::Island(k), DType::F16) => {
-                        assert!(conv.groups > 1 && matches!(**k, Kernel::ConvSimt(_)), "{label} {}", n.name)
+                        assert!(
+                            conv.groups > 1
+                                && !(conv.groups == conv.c_in && conv.c_out == conv.c_in)
+                                && matches!(**k, Kernel::ConvSimt(_)),
+                            "{label} {}",
+                            n.name
+                        )
                     }
                     (Op::Linear { .. }, Kernel::GemmSimt(_), DType::F32) => {}
                     (Op::Linear { .. }, Kernel::GemmTc, DType::F16) => {}
@@ -227,4 +236,53 @@ fn weights_and_buffers_are_accounted() {
     assert!(bp16.activation_bytes() > 0 && bp.activation_bytes() > 0);
     // One launch per kernel layer in f32 (no conversions).
     assert_eq!(bp.launches.len(), g.kernel_layers());
+}
+
+#[test]
+fn depthwise_convs_run_natively_in_f16() {
+    let g = models::build_with_input("mobilenet_v2", 1, 32).unwrap().unwrap();
+    let g = rewrite::rewrite_graph(&g, RewriteOptions::default()).unwrap();
+    let ks = select_kernels(&g, &ExecOptions::new(DType::F16), 132).unwrap();
+    let dw = g.nodes.iter().zip(&ks).filter(|(n, _)| matches!(n.op, Op::Conv { conv, .. } if conv.groups > 1));
+    let (mut count, mut islands) = (0, 0);
+    for (n, k) in dw {
+        count += 1;
+        assert_eq!(*k, Kernel::ConvDw, "{}", n.name);
+        islands += matches!(k, Kernel::Island(_)) as usize;
+    }
+    assert_eq!((count, islands), (17, 0));
+    // The override keeps dense convs on the tensor cores; a grouped (non-depthwise) conv
+    // under it is a clear error.
+    let opts = ExecOptions::new(DType::F16).with_variants("conv=depthwise_nhwc").unwrap();
+    assert_eq!(select_kernels(&g, &opts, 132).unwrap(), ks);
+    let (mut b, x) = Builder::new("grouped", [1, 8, 6, 6]);
+    let c = b.conv(x, "conv", 8, Conv2d::new(0, 0, 0, 0, 0, 3, 3).with_groups(2).with_pad(1, 1), true).unwrap();
+    let gg = b.finish(c).unwrap();
+    assert!(matches!(select_kernels(&gg, &ExecOptions::new(DType::F16), 132).unwrap()[0], Kernel::Island(_)));
+    let e = select_kernels(&gg, &opts, 132).unwrap_err().to_string();
+    assert!(e.contains("layer `conv`") && e.contains("multiplier 1"), "{e}");
+    // The emulated plan matches the reference, and only with the tap-major weights.
+    let w = Weights::seeded(&g, 5);
+    let input = seeded_input(g.tensors[g.input].dims, 5);
+    let want = exec_cpu::run(&g, &w, &input).unwrap();
+    let mut bp = blueprint(&g, &w, &ExecOptions::new(DType::F16), 132).unwrap();
+    let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
+    assert!(rel < 1e-2, "{rel}");
+    // OIHW order in place of [kh][kw][c] in every depthwise layer: the answer must go wrong.
+    let dws: Vec<(usize, usize, usize)> = bp
+        .launches
+        .iter()
+        .filter_map(|l| match &l.step {
+            Step::ConvDw { conv, w, .. } => Some((*w, conv.c_out, conv.kh * conv.kw)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dws.len(), 17);
+    for (wi, c, taps) in dws {
+        let hwc = bp.w16[wi].clone();
+        bp.w16[wi] = (0..c * taps).map(|i| hwc[(i % c) * taps + i / c]).collect();
+        assert_ne!(bp.w16[wi], hwc);
+    }
+    let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
+    assert!(rel > 0.05, "{rel}");
 }
