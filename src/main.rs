@@ -112,71 +112,7 @@ enum Command {
         device: usize,
     },
     /// Record a trace of a model run (kernels via CUPTI, power via NVML), then summarise it.
-    Profile {
-        /// A built-in model name (see `cnnergy models`) or an ONNX file.
-        model: String,
-        /// GPU to use (CUDA ordinal).
-        #[arg(long, default_value_t = 0)]
-        device: usize,
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        /// f32 (SIMT kernels, NCHW) or f16 (tensor cores, NHWC).
-        #[arg(long, default_value = "f32")]
-        dtype: String,
-        /// Seed for the weights (built-in models).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Run the unfused graph.
-        #[arg(long)]
-        no_fuse: bool,
-        /// Kernel variant overrides, e.g. `conv=implicit_gemm_64`.
-        #[arg(long, default_value = "")]
-        variants: String,
-        /// Replay one captured CUDA graph per iteration.
-        #[arg(long)]
-        graphs: bool,
-        /// Measured iterations (default: as many as fit in --seconds).
-        #[arg(long)]
-        iters: Option<u32>,
-        /// Length of the measured phase when --iters is not given (≥ 5 s lets the energy
-        /// counter update ≥ 50 times).
-        #[arg(long, default_value_t = 6.0)]
-        seconds: f64,
-        /// Warm-up iterations (not measured).
-        #[arg(long, default_value_t = 20)]
-        warmup: u32,
-        /// Trace file (default: MODEL-bBATCH-DTYPE-TIME.cnt).
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// No CUPTI (no kernel records): for overhead measurements.
-        #[arg(long)]
-        no_cupti: bool,
-        /// No NVML sampling: for overhead measurements.
-        #[arg(long)]
-        no_nvml: bool,
-        /// Also save CUPTI's raw activity buffers in this folder (parser fixtures).
-        #[arg(long)]
-        dump_cupti: Option<PathBuf>,
-        /// Write the recording's counters as JSON.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Layers in the summary.
-        #[arg(long, default_value_t = 10)]
-        top: usize,
-        /// Exit 1 unless every kernel maps to a layer, none is dropped and records = launches.
-        #[arg(long)]
-        strict: bool,
-        /// After the measured phase, replay every layer in isolation for per-layer energy
-        /// with confidence intervals (docs/energy-method.md).
-        #[arg(long)]
-        per_layer: bool,
-        /// Replay: steady-state seconds per layer window (plus 0.2 s rise skipped).
-        #[arg(long, default_value_t = 1.0)]
-        replay_window: f64,
-        /// Replay: trials per layer (separated by random delays).
-        #[arg(long, default_value_t = 3)]
-        replay_trials: u32,
-    },
+    Profile(cmd::profile::ProfileArgs),
     /// Profile a model at several batch sizes (and precisions), one trace per setting, and
     /// write a `cnnergy.sweep/1` summary for `cnnergy tradeoff`.
     Sweep {
@@ -374,54 +310,7 @@ fn main() -> ExitCode {
             json.as_deref(),
             device,
         ),
-        Command::Profile {
-            model,
-            device,
-            batch,
-            dtype,
-            seed,
-            no_fuse,
-            variants,
-            graphs,
-            iters,
-            seconds,
-            warmup,
-            output,
-            no_cupti,
-            no_nvml,
-            dump_cupti,
-            json,
-            top,
-            strict,
-            per_layer,
-            replay_window,
-            replay_trials,
-        } => cmd::profile::profile(
-            &mut out,
-            &cmd::profile::ProfileArgs {
-                model,
-                device,
-                batch,
-                dtype,
-                seed,
-                no_fuse,
-                variants,
-                graphs,
-                iters,
-                seconds,
-                warmup,
-                output,
-                no_cupti,
-                no_nvml,
-                dump_cupti,
-                json,
-                top,
-                strict,
-                per_layer,
-                replay_window,
-                replay_trials,
-            },
-        ),
+        Command::Profile(a) => cmd::profile::profile(&mut out, &a),
         Command::Sweep { model, batch, dtype, variants, seconds, warmup, graphs, device, output } => cmd::sweep::sweep(
             &mut out,
             &cmd::sweep::SweepArgs { model, device, batch, dtype, variants, graphs, seconds, warmup, output },

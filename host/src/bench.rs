@@ -607,6 +607,15 @@ pub fn run_case(gpu: &Gpu, rnd: &RandomSource, case: &LayerCase) -> Result<Vec<B
                 })?;
                 record("f32", "convert_pix8", "convert_nchw_f32_to_nhwc_pix8_f16", t, case.bytes_f32);
             }
+            if c < memory::SMALL_C {
+                // Padded to 8 channels (what the f16 plan does for conv1): f32 in, 8 halves out per pixel.
+                let mut y8 = rnd.u16(gpu, n * h * w * memory::SMALL_C)?;
+                let t = time(gpu, warm, runs, ms, |i| {
+                    memory::nchw_f32_to_nhwc_half_pad8(gpu, DType::F16, case.input, &xs[i % rot], &mut y8)
+                })?;
+                let bytes = (n * h * w * (c * 4 + memory::SMALL_C * 2)) as u64;
+                record("f32", "convert_pad8", "convert_nchw_f32_to_nhwc_pad8_f16", t, bytes);
+            }
         }
         _ => {}
     }

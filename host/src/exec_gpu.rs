@@ -20,7 +20,9 @@
 //! # Precision and layout
 //! * `DType::F32`: NCHW f32 end to end, SIMT kernels only (no TF32), so results match the
 //!   f64 CPU reference to ~1e-5.
-//! * `DType::F16`: the input is converted once from NCHW f32 to NHWC f16; convs with
+//! * `DType::F16`: the input is converted once from NCHW f32 to NHWC f16 (padded with
+//!   zero channels to 8 when it has fewer and only tensor-core convs read it: those get
+//!   zero weights for the extra channels and take the fast `c_in % 8 == 0` kernels); convs with
 //!   `groups == 1` run on the tensor-core kernels (OHWI f16 weights, f32 epilogue
 //!   operands), pooling (`c % 8 == 0`), activations and adds on the NHWC f16 memory
 //!   kernels, linear layers on the tensor-core GEMM (f16 `[out, in]` weights), depthwise
@@ -583,6 +585,12 @@ pub enum Step {
         x: BufRef,
         y: BufRef,
     },
+    /// NCHW f32 `[n, c, h, w]` (`c < 8`) → NHWC f16 `[n, h, w, 8]`, channels `c..8` zero.
+    ToNhwcF16Pad8 {
+        dims: Dims,
+        x: BufRef,
+        y: BufRef,
+    },
     /// f16 → f32, elementwise.
     HalfToF32 {
         x: BufRef,
@@ -620,6 +628,7 @@ impl Step {
             | Step::Softmax { x, y, .. }
             | Step::ConcatPart { x, y, .. }
             | Step::ToNhwcF16 { x, y, .. }
+            | Step::ToNhwcF16Pad8 { x, y, .. }
             | Step::HalfToF32 { x, y }
             | Step::Transpose { x, y, .. }
             | Step::CopyF32 { x, y } => (vec![*x], *y),
@@ -745,11 +754,18 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
     let mut b = Builder { g, w, bp };
     let in_dims = g.tensors[g.input].dims;
     let in_slot = b.tensor(g.input);
+    let pad_input = f16 && pads_input(g, &b.bp.kernels);
     // f16: the caller's f32 input gets its own buffer and is converted once.
     b.bp.input = if f16 {
         let i = b.new_buf(BufKind::F32, numel(&in_dims));
         let x = BufRef { idx: i, len: numel(&in_dims) };
-        b.push(u32::MAX as usize, Step::ToNhwcF16 { dims: in_dims, x, y: in_slot });
+        if pad_input {
+            // The kernel writes every lane, the zeros too, so the (grown) slot may be reused.
+            let y = b.grow(in_slot.idx, numel(&in_dims) / in_dims[1] * PAD_C);
+            b.push(u32::MAX as usize, Step::ToNhwcF16Pad8 { dims: in_dims, x, y });
+        } else {
+            b.push(u32::MAX as usize, Step::ToNhwcF16 { dims: in_dims, x, y: in_slot });
+        }
         x
     } else {
         in_slot
@@ -769,18 +785,22 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
                 let Op::Conv { conv, epi } = &node.op else {
                     return Err(layer_err(node, "internal: ConvTc on a non-conv"));
                 };
-                let wt = tensorcore::conv_weights_ohwi(conv, b.weight(node, WeightRole::Kernel)?, DType::F16)
-                    .map_err(|e| layer_err(node, e))?;
+                let mut x = b.tensor(node.inputs[0]);
+                let (conv, wt) = if pad_input && node.inputs[0] == g.input {
+                    // Reads the 8-channel padded input: zero weights for channels c..8.
+                    let padded = Conv2d { c_in: PAD_C, ..*conv };
+                    x.len = padded.in_len();
+                    (padded, pad_weights_c_in(b.weight(node, WeightRole::Kernel)?, conv, PAD_C))
+                } else {
+                    (*conv, b.weight(node, WeightRole::Kernel)?.to_vec())
+                };
+                let wt = tensorcore::conv_weights_ohwi(&conv, &wt, DType::F16).map_err(|e| layer_err(node, e))?;
                 let wi = b.push16(wt);
                 let bias = b.opt32(node, epi.bias, WeightRole::Bias)?;
                 let scale = b.opt32(node, epi.scale_shift, WeightRole::Scale)?;
                 let shift = b.opt32(node, epi.scale_shift, WeightRole::Shift)?;
                 let residual = epi.residual.then(|| b.tensor(node.inputs[1]));
-                let x = b.tensor(node.inputs[0]);
-                b.push(
-                    i,
-                    Step::ConvTc { conv: *conv, act: epi.act, x, w: wi, bias, scale, shift, residual, y: y_slot },
-                );
+                b.push(i, Step::ConvTc { conv, act: epi.act, x, w: wi, bias, scale, shift, residual, y: y_slot });
             }
             Kernel::ConvDw => {
                 let Op::Conv { conv, epi } = &node.op else {
@@ -873,6 +893,34 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
         out_slot
     };
     Ok(b.bp)
+}
+
+/// Channels the f16 plan pads a small graph input to: the tensor-core conv's fast path
+/// needs `c_in % 8 == 0` (ResNet-50's 3-channel conv1 ran ~3x slower on the gather path).
+const PAD_C: usize = 8;
+
+/// Whether the f16 plan converts the graph input straight to [`PAD_C`] channels: it has
+/// fewer, and every node reading it is a tensor-core conv reading it as its data input
+/// only (such a conv gets zero weights for the extra channels, so its result is the same).
+fn pads_input(g: &Graph, kernels: &[Kernel]) -> bool {
+    if g.tensors[g.input].dims[1] >= PAD_C || g.output == g.input {
+        return false;
+    }
+    let mut readers = g.nodes.iter().zip(kernels).filter(|(n, _)| n.inputs.contains(&g.input)).peekable();
+    readers.peek().is_some()
+        && readers
+            .all(|(n, k)| matches!(k, Kernel::ConvTc) && n.inputs[0] == g.input && !n.inputs[1..].contains(&g.input))
+}
+
+/// OIHW conv weights `[o, conv.c_in, kh, kw]` → `[o, c_in, kh, kw]`, the extra input
+/// channels zero (`c_in >= conv.c_in`, `groups == 1`).
+fn pad_weights_c_in(w: &[f32], conv: &Conv2d, c_in: usize) -> Vec<f32> {
+    let taps = conv.kh * conv.kw;
+    let mut out = vec![0f32; conv.c_out * c_in * taps];
+    for (o, src) in w.chunks_exact(conv.c_in * taps).enumerate() {
+        out[o * c_in * taps..][..src.len()].copy_from_slice(src);
+    }
+    out
 }
 
 /// The f32 NCHW launches of one node reading `xs` and writing `y`.
@@ -1327,6 +1375,16 @@ impl Plan {
                     &mut ys.slice_mut(0..y.len),
                 )?;
             }
+            Step::ToNhwcF16Pad8 { dims, x, y } => {
+                let (xs, mut ys) = (self.r32(*x)?, self.w16m(*y)?);
+                memory::nchw_f32_to_nhwc_half_pad8(
+                    gpu,
+                    DType::F16,
+                    *dims,
+                    &xs.slice(0..x.len),
+                    &mut ys.slice_mut(0..y.len),
+                )?;
+            }
             Step::HalfToF32 { x, y } => {
                 let (xs, mut ys) = (self.r16(*x)?, self.w32m(*y)?);
                 memory::half_to_f32(gpu, DType::F16, x.len, &xs.slice(0..x.len), &mut ys.slice_mut(0..y.len))?;
@@ -1649,6 +1707,15 @@ pub fn emulate(bp: &Blueprint, input: &[f32]) -> Result<Vec<f32>> {
             }
             Step::ToNhwcF16 { dims, x, y } => {
                 let out = r::nchw_to_nhwc(&get32(&bufs, *x)?, *dims).map_err(oe)?;
+                put(&mut bufs, *y, &out)?;
+            }
+            Step::ToNhwcF16Pad8 { dims, x, y } => {
+                let nhwc = r::nchw_to_nhwc(&get32(&bufs, *x)?, *dims).map_err(oe)?;
+                let c = dims[1];
+                let mut out = vec![0f32; nhwc.len() / c * PAD_C];
+                for (o, px) in out.chunks_exact_mut(PAD_C).zip(nhwc.chunks_exact(c)) {
+                    o[..c].copy_from_slice(px);
+                }
                 put(&mut bufs, *y, &out)?;
             }
             Step::HalfToF32 { x, y } => {

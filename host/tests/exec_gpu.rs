@@ -7,7 +7,7 @@ use cnnergy_host::exec_gpu::{
     blueprint, emulate, live_ranges, permute_linear_nhwc, plan_memory, rel_l2, select_kernels, ExecOptions, Kernel,
     Step,
 };
-use cnnergy_host::graph::{Builder, Graph, Op};
+use cnnergy_host::graph::{Builder, Graph, Op, WeightRole};
 use cnnergy_host::models;
 use cnnergy_host::ops::{Act, Conv2d, DType, Pool2d};
 use cnnergy_host::registry::LayerType;
@@ -285,4 +285,76 @@ fn depthwise_convs_run_natively_in_f16() {
     }
     let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
     assert!(rel > 0.05, "{rel}");
+}
+
+#[test]
+fn small_channel_input_is_padded_to_8_for_the_fast_tensor_core_conv() {
+    use cnnergy_host::launch::tensorcore::conv_kernel;
+    use cnnergy_host::reference::f32_to_f16_bits;
+    let g = models::build_with_input("resnet50", 1, 32).unwrap().unwrap();
+    let g = rewrite::rewrite_graph(&g, RewriteOptions::default()).unwrap();
+    let w = Weights::seeded(&g, 7);
+    let bp = blueprint(&g, &w, &ExecOptions::new(DType::F16), 132).unwrap();
+    // The input conversion writes [1, 32, 32, 8] halves.
+    let Step::ToNhwcF16Pad8 { dims, y: conv_in, .. } = bp.launches[0].step else {
+        panic!("first launch: {:?}", bp.launches[0].step)
+    };
+    assert_eq!((dims, conv_in.len), ([1, 3, 32, 32], 32 * 32 * 8));
+    // conv1 reads it as an 8-channel input and runs on the non-gather kernel.
+    let (conv, x, wi) = bp
+        .launches
+        .iter()
+        .find_map(|l| match &l.step {
+            Step::ConvTc { conv, x, w, .. } => Some((*conv, *x, *w)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((conv.c_in, conv.c_out, conv.kh, conv.kw), (8, 64, 7, 7));
+    assert_eq!(x, conv_in);
+    let sym = conv_kernel(DType::F16, conv.c_in, conv.c_out).0;
+    assert!(!sym.ends_with("_gather"), "{sym}");
+    // OHWI [64, 7, 7, 8] weights: lanes 0..3 the graph's OIHW [64, 3, 7, 7] weights, 3..8 zero.
+    let conv1 = g.nodes.iter().find(|n| n.inputs.contains(&g.input)).unwrap();
+    let orig = f32_to_f16_bits(w.get(&conv1.weight(WeightRole::Kernel).unwrap().name).unwrap());
+    let got = &bp.w16[wi];
+    assert_eq!(got.len(), 64 * 49 * 8);
+    for o in 0..64 {
+        for tap in 0..49 {
+            for c in 0..8 {
+                let want = if c < 3 { orig[(o * 3 + c) * 49 + tap] } else { 0 };
+                assert_eq!(got[(o * 49 + tap) * 8 + c], want, "o {o} tap {tap} c {c}");
+            }
+        }
+    }
+    // The emulated plan (buffers poisoned with NaN: an unwritten padding lane would
+    // poison the logits) matches the CPU reference.
+    let input = seeded_input([1, 3, 32, 32], 7);
+    let want = exec_cpu::run(&g, &w, &input).unwrap();
+    let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
+    assert!(rel < 1e-2, "{rel}");
+    // f32 plans and 8-channel inputs are not padded.
+    let bp32 = blueprint(&g, &w, &ExecOptions::new(DType::F32), 132).unwrap();
+    assert!(!bp32.launches.iter().any(|l| matches!(l.step, Step::ToNhwcF16Pad8 { .. })));
+    let (mut b, x) = Builder::new("c8", [1, 8, 6, 6]);
+    let c = b.conv(x, "conv", 8, Conv2d::new(0, 0, 0, 0, 0, 3, 3), true).unwrap();
+    let g8 = b.finish(c).unwrap();
+    let bp8 = blueprint(&g8, &Weights::seeded(&g8, 1), &ExecOptions::new(DType::F16), 132).unwrap();
+    assert!(matches!(bp8.launches[0].step, Step::ToNhwcF16 { .. }));
+}
+
+#[test]
+fn small_channel_input_read_by_a_non_conv_is_not_padded() {
+    // The input feeds a conv and (as the residual) an add: the add reads 3-channel NHWC,
+    // so the input must keep 3 channels.
+    let (mut b, x) = Builder::new("res", [2, 3, 5, 5]);
+    let c = b.conv(x, "conv", 3, Conv2d::new(0, 0, 0, 0, 0, 3, 3).with_pad(1, 1), true).unwrap();
+    let s = b.add(c, x, "add", Act::Relu).unwrap();
+    let g = b.finish(s).unwrap();
+    let w = Weights::seeded(&g, 2);
+    let bp = blueprint(&g, &w, &ExecOptions::new(DType::F16), 132).unwrap();
+    assert!(matches!(bp.launches[0].step, Step::ToNhwcF16 { .. }), "{:?}", bp.launches[0].step);
+    let input = seeded_input([2, 3, 5, 5], 2);
+    let want = exec_cpu::run(&g, &w, &input).unwrap();
+    let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
+    assert!(rel < 1e-2, "{rel}");
 }

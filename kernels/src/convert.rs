@@ -7,7 +7,7 @@
 //! except for NaN payloads. Widening is exact.
 
 use crate::dcore::half::{bf16, f16};
-use crate::dcore::mem::{f32x4, ld_global_nc_f32x4, st_global_f32x4, st_global_u32x4, u32x4};
+use crate::dcore::mem::{f32x4, ld_global_nc_f32, ld_global_nc_f32x4, st_global_f32x4, st_global_u32x4, u32x4};
 use crate::dcore::prelude::*;
 use crate::eltwise::{unroll4, Half16, BF16, F16};
 use crate::params::*;
@@ -717,4 +717,64 @@ pub unsafe extern "ptx-kernel" fn convert_nchw_f32_to_nhwc_pix8_f16(p: ConvertPa
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn convert_nchw_f32_to_nhwc_pix8_bf16(p: ConvertParams, x: *const f32, y: *mut u16) {
     unsafe { pix8_dispatch::<BF16>(&p, x, y) }
+}
+
+/// Fused NCHW f32 → NHWC 16-bit with the channels padded to 8: pixel `q` of image `i`
+/// becomes the 8 halves `[x_0, …, x_{c-1}, 0, …, 0]` (channels `c..8` exactly +0), so a
+/// 3-channel network input can feed the tensor-core conv's fast path (`c_in % 8 == 0`)
+/// with zero-padded weights.
+///
+/// Thread mapping: one thread per pixel, grid-stride over the `n·hw` pixels (any 1-D
+/// grid). Thread `g` (image `g / hw`, pixel `g % hw`) reads its `c` channel values at
+/// stride `hw` (for each channel a warp reads 32 consecutive f32: coalesced) and writes
+/// one 16-byte vector at `y + 8g` (a warp writes 512 contiguous bytes). No tiling, no
+/// shared memory; any `hw` (no multiple-of-8 requirement).
+#[inline(always)]
+unsafe fn nchw_to_nhwc_pad8<H: Half16>(p: &ConvertParams, x: *const f32, y: *mut u16) {
+    let (c, hw) = (p.c, p.hw);
+    let pixels = p.n * hw;
+    let fd = crate::pool::FastDiv::new(hw);
+    let stride = grid_stride_x();
+    let mut g = global_idx_x();
+    while g < pixels {
+        let (img, q) = fd.divmod(g);
+        let src = x.add(img as usize * (c * hw) as usize + q as usize);
+        let mut v = [0.0f32; 8];
+        // All c loads in flight before the store; lanes c..8 stay 0.0 (packs to +0).
+        unroll4!(U => {
+            if (U as u32) < c {
+                v[U] = ld_global_nc_f32(src.add(U * hw as usize));
+            }
+            if (U as u32 + 4) < c {
+                v[U + 4] = ld_global_nc_f32(src.add((U + 4) * hw as usize));
+            }
+        });
+        let w =
+            u32x4 { x: H::pack(v[0], v[1]), y: H::pack(v[2], v[3]), z: H::pack(v[4], v[5]), w: H::pack(v[6], v[7]) };
+        st_global_u32x4(y.add(g as usize * 8) as *mut u32, w);
+        g += stride;
+    }
+}
+
+/// Fused NCHW f32 `[n, c, h, w]` → NHWC f16 `[n, h, w, 8]`, channels `c..8` zero; one
+/// thread per pixel (see [`nchw_to_nhwc_pad8`]). Rounding as
+/// [`convert_nchw_f32_to_nhwc_f16`].
+///
+/// # Safety
+/// `1 <= c <= 8` (a larger `c` reads only channels `0..8`); `x` holds `n·c·hw` f32 (4-byte
+/// aligned), `y` holds `n·hw·8` f16 (16-byte aligned), not overlapping; `n·c·hw` and
+/// `n·hw·8` < 2^31.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn convert_nchw_f32_to_nhwc_pad8_f16(p: ConvertParams, x: *const f32, y: *mut u16) {
+    unsafe { nchw_to_nhwc_pad8::<F16>(&p, x, y) }
+}
+
+/// Fused NCHW f32 → NHWC bf16 padded to 8 channels; see
+/// [`convert_nchw_f32_to_nhwc_pad8_f16`].
+///
+/// # Safety
+/// As [`convert_nchw_f32_to_nhwc_pad8_f16`].
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn convert_nchw_f32_to_nhwc_pad8_bf16(p: ConvertParams, x: *const f32, y: *mut u16) {
+    unsafe { nchw_to_nhwc_pad8::<BF16>(&p, x, y) }
 }

@@ -15,30 +15,71 @@ use cnnergy_traces::energy;
 use cnnergy_traces::{Trace, TraceData};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
+/// `cnnergy profile`'s arguments (also filled by `cnnergy replay` from a trace's header).
+#[derive(clap::Args)]
 pub struct ProfileArgs {
+    /// A built-in model name (see `cnnergy models`) or an ONNX file.
     pub model: String,
+    /// GPU to use (CUDA ordinal).
+    #[arg(long, default_value_t = 0)]
     pub device: usize,
+    #[arg(long, default_value_t = 1)]
     pub batch: usize,
+    /// f32 (SIMT kernels, NCHW) or f16 (tensor cores, NHWC).
+    #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Seed for the weights (built-in models).
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Run the unfused graph.
+    #[arg(long)]
     pub no_fuse: bool,
+    /// Kernel variant overrides, e.g. `conv=implicit_gemm_64`.
+    #[arg(long, default_value = "")]
     pub variants: String,
+    /// Replay one captured CUDA graph per iteration.
+    #[arg(long)]
     pub graphs: bool,
+    /// Measured iterations (default: as many as fit in --seconds).
+    #[arg(long)]
     pub iters: Option<u32>,
+    /// Length of the measured phase when --iters is not given (≥ 5 s lets the energy
+    /// counter update ≥ 50 times).
+    #[arg(long, default_value_t = 6.0)]
     pub seconds: f64,
+    /// Warm-up iterations (not measured).
+    #[arg(long, default_value_t = 20)]
     pub warmup: u32,
+    /// Trace file (default: MODEL-bBATCH-DTYPE-TIME.cnt).
+    #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// No CUPTI (no kernel records): for overhead measurements.
+    #[arg(long)]
     pub no_cupti: bool,
+    /// No NVML sampling: for overhead measurements.
+    #[arg(long)]
     pub no_nvml: bool,
+    /// Also save CUPTI's raw activity buffers in this folder (parser fixtures).
+    #[arg(long)]
     pub dump_cupti: Option<PathBuf>,
+    /// Write the recording's counters as JSON.
+    #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Layers in the summary.
+    #[arg(long, default_value_t = 10)]
     pub top: usize,
-    /// Fail (exit 1) unless every kernel record maps to a layer, the record count equals the
-    /// launch count and nothing was dropped.
+    /// Exit 1 unless every kernel maps to a layer, none is dropped and records = launches.
+    #[arg(long)]
     pub strict: bool,
-    /// Replay every layer after the measured phase (`--per-layer`).
+    /// After the measured phase, replay every layer in isolation for per-layer energy
+    /// with confidence intervals (docs/energy-method.md).
+    #[arg(long)]
     pub per_layer: bool,
+    /// Replay: steady-state seconds per layer window (plus 0.2 s rise skipped).
+    #[arg(long, default_value_t = 1.0)]
     pub replay_window: f64,
+    /// Replay: trials per layer (separated by random delays).
+    #[arg(long, default_value_t = 3)]
     pub replay_trials: u32,
 }
 

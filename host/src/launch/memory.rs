@@ -282,6 +282,23 @@ pub const KERNELS: &[KernelSpec] = &[
         "as convert_nchw_f32_to_nhwc_pix8_f16"
     ),
     spec!(
+        "convert_nchw_f32_to_nhwc_pad8_f16",
+        Convert,
+        "nchw_f32_to_nhwc_pad8",
+        F16,
+        Nhwc,
+        "c <= 8, output [n, h, w, 8] with channels c..8 zero: 256 threads/block, one pixel per thread (c 4-byte \
+           loads, one 16-byte store), blocks = ceil(n*hw / 256) (grid-stride)"
+    ),
+    spec!(
+        "convert_nchw_f32_to_nhwc_pad8_bf16",
+        Convert,
+        "nchw_f32_to_nhwc_pad8",
+        BF16,
+        Nhwc,
+        "as convert_nchw_f32_to_nhwc_pad8_f16"
+    ),
+    spec!(
         "convert_f32_to_f16",
         Convert,
         "f32_to_f16",
@@ -1023,6 +1040,30 @@ pub fn nchw_f32_to_nhwc_half_pix8(
     let symbol = if f16 { "convert_nchw_f32_to_nhwc_pix8_f16" } else { "convert_nchw_f32_to_nhwc_pix8_bf16" };
     let items = (dims[0] * dims[2] * dims[3] / 8) as u64;
     launch(gpu, symbol, cfg_1d(grid_1d(items)), &params, &[xp, yp])
+}
+
+/// NCHW f32 `[n, c, h, w]` (`1 <= c <= 8`) → NHWC f16/bf16 `[n, h, w, 8]` with channels
+/// `c..8` set to +0 (round to nearest even), one pixel per thread: the network input
+/// padded so a conv reading it takes the tensor cores' `c_in % 8 == 0` path. `y` must
+/// hold `n·h·w·8` halves; every one of them is written.
+pub fn nchw_f32_to_nhwc_half_pad8(
+    gpu: &Gpu,
+    dtype: DType,
+    dims: [usize; 4],
+    x: &impl DevicePtr<f32>,
+    y: &mut impl DevicePtrMut<u16>,
+) -> Result<()> {
+    if dims[1] > SMALL_C {
+        return Err(invalid(format!("convert pad8: c = {} > {SMALL_C} channels", dims[1])));
+    }
+    let f16 = half_suffix(dtype)? == "f16";
+    let params = convert_params(dims)?;
+    let pixels = dims[0] * dims[2] * dims[3];
+    let out_len = check_count("convert pad8 output", pixels * SMALL_C)?;
+    let (xp, _gx) = input(gpu, "convert input", x, dims.iter().product())?;
+    let (yp, _gy) = output(gpu, "convert output", y, out_len as usize)?;
+    let symbol = if f16 { "convert_nchw_f32_to_nhwc_pad8_f16" } else { "convert_nchw_f32_to_nhwc_pad8_bf16" };
+    launch(gpu, symbol, cfg_1d(grid_1d(pixels as u64)), &params, &[xp, yp])
 }
 
 /// f32 → f16/bf16 over `len` elements, any layout (round to nearest even).

@@ -692,6 +692,27 @@ fn convert_cases(v: &mut Vec<(String, CaseFn)>) {
             v.push((name, Box::new(move |gpu, seed| fused_case(gpu, dtype, dims, seed, true))));
         }
     }
+    // The input conversion padded to 8 channels (feeds conv1 on the tensor cores' fast
+    // path): c in 1..=8, odd planes (any hw is taken), the network input at batch 1 and 64.
+    let pad8 = [
+        [1, 3, 224, 224],
+        [64, 3, 224, 224],
+        [2, 1, 7, 5],
+        [3, 3, 5, 3],
+        [1, 3, 1, 1],
+        [2, 2, 3, 3],
+        [1, 4, 9, 1],
+        [2, 5, 2, 7],
+        [1, 6, 3, 5],
+        [3, 7, 11, 3],
+        [2, 8, 5, 5],
+    ];
+    for dims in pad8 {
+        for dtype in [DType::F16, DType::BF16] {
+            let name = format!("convert/nchw_f32_to_nhwc_pad8_{dtype} {}", dims_name(dims));
+            v.push((name, Box::new(move |gpu, seed| pad8_case(gpu, dtype, dims, seed))));
+        }
+    }
 }
 
 /// Random values plus the cases rounding must get right: ties, overflow, subnormals,
@@ -815,6 +836,39 @@ fn fused_case(gpu: &Gpu, dtype: DType, dims: [usize; 4], seed: u64, pix8: bool) 
     Ok(if pix8 && !launch::pix8_applies(dims) { "bit-exact (fallback kernel)".into() } else { "bit-exact".into() })
 }
 
+/// Expected output of `convert_nchw_f32_to_nhwc_pad8_*`: element `(pixel, k)` of the
+/// `[n·hw, 8]` output is channel `k` of that pixel (rounded) for `k < c`, else +0 bits.
+fn pad8_want(dtype: DType, x: &[f32], dims: [usize; 4]) -> Vec<u16> {
+    let [n, c, h, w] = dims;
+    let hw = h * w;
+    let xb = bits(dtype, x);
+    let mut want = vec![0u16; n * hw * 8];
+    for img in 0..n {
+        for ch in 0..c {
+            for q in 0..hw {
+                want[(img * hw + q) * 8 + ch] = xb[(img * c + ch) * hw + q];
+            }
+        }
+    }
+    want
+}
+
+fn pad8_case(gpu: &Gpu, dtype: DType, dims: [usize; 4], seed: u64) -> Result<String> {
+    let len = dims.iter().product();
+    let x = tricky_f32(len, seed);
+    let want = pad8_want(dtype, &x, dims);
+    let xd = upload(gpu, &x)?;
+    // Poisoned everywhere, the padding lanes included: they must come back exactly +0.
+    let mut yd = poisoned_16(gpu, want.len())?;
+    launch::nchw_f32_to_nhwc_half_pad8(gpu, dtype, dims, &xd, &mut yd)?;
+    let got = download(gpu, &yd)?;
+    if got.len() != want.len() {
+        return Err(bad(format!("downloaded {} halves, want {}", got.len(), want.len())));
+    }
+    same_bits_16(dtype, &got, &want)?;
+    Ok("bit-exact, padding lanes +0".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,5 +888,15 @@ mod tests {
         }
         assert!(names.contains(&"batchnorm_planes/relu n64 c64 56x56"));
         assert!(names.contains(&"convert/nchw_f32_to_nhwc_pix8_f16 n64 c3 224x224"));
+        assert!(names.contains(&"convert/nchw_f32_to_nhwc_pad8_f16 n64 c3 224x224"));
+        assert!(names.contains(&"convert/nchw_f32_to_nhwc_pad8_f16 n1 c3 224x224"));
+    }
+
+    #[test]
+    fn pad8_expectation_by_hand() {
+        // [1, 2, 1, 2]: channel 0 = [1, 2], channel 1 = [3, 4] → pixels (1, 3), (2, 4).
+        let want = pad8_want(DType::F16, &[1.0, 2.0, 3.0, 4.0], [1, 2, 1, 2]);
+        let (one, two, three, four) = (0x3c00, 0x4000, 0x4200, 0x4400);
+        assert_eq!(want, vec![one, three, 0, 0, 0, 0, 0, 0, two, four, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -145,6 +145,11 @@ pub(super) fn cases(v: &mut Vec<(String, CaseFn)>) {
             push_conv(v, dtype, &format!("real {label}"), *c, epi);
         }
     }
+    // ResNet-50's conv1 as the f16 plan runs it: input padded to 8 channels (fast kernel).
+    let conv1 = Conv2d { c_in: 8, ..find(shapes::resnet50_convs(1), &|c| c.kh == 7).1 };
+    for dtype in DTYPES {
+        push_conv(v, dtype, "real resnet50 conv1 padded to c_in 8", conv1, BN_RELU);
+    }
     // GEMM.
     let gemms = [
         ("odd 37x61x48", GemmTc::new(37, 61, 48).with_act(Act::Relu), true),
