@@ -26,7 +26,7 @@ use super::tensorcore::{ConvOperands, Launched};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::{Act, Conv2d, DType, Epilogue, Layout};
-use crate::params::{ConvParams, EPI_BIAS, EPI_RESIDUAL, EPI_SCALE_SHIFT};
+use crate::params::ConvParams;
 use crate::registry::{self, KernelSpec, LayerType};
 
 /// Threads per block.
@@ -144,34 +144,9 @@ pub fn check_supported(p: &Conv2d) -> Result<()> {
 /// [`tensorcore::conv_params`](super::tensorcore::conv_params) does for dense convs).
 pub fn conv_params(p: &Conv2d, epi: &Epilogue) -> Result<ConvParams> {
     check_supported(p)?;
-    let (act, act_min, act_max) = super::act_code(epi.act)?;
-    let (oh, ow) = p.out_hw();
-    let u = |v: usize| v as u32; // every value is < 2^31 after the checks above
-    let epilogue = (epi.bias as u32 * EPI_BIAS)
-        | (epi.scale_shift as u32 * EPI_SCALE_SHIFT)
-        | (epi.residual as u32 * EPI_RESIDUAL);
-    Ok(ConvParams {
-        n: u(p.n),
-        c_in: u(p.c_in),
-        h: u(p.h),
-        w: u(p.w),
-        c_out: u(p.c_out),
-        out_h: u(oh),
-        out_w: u(ow),
-        kh: u(p.kh),
-        kw: u(p.kw),
-        stride_h: u(p.stride_h),
-        stride_w: u(p.stride_w),
-        pad_h: u(p.pad_t),
-        pad_w: u(p.pad_l),
-        dil_h: u(p.dil_h),
-        dil_w: u(p.dil_w),
-        groups: u(p.groups),
-        epilogue,
-        act,
-        act_min,
-        act_max,
-    })
+    // Validates the activation; the block itself is the SIMT convs' (one layout for all).
+    super::act_code(epi.act)?;
+    Ok(super::conv::conv_params(p, epi))
 }
 
 /// The grid for `p` on a GPU with `sm_count` SMs (see the module docs).
@@ -297,7 +272,7 @@ pub fn conv2d(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::ACT_CLIP;
+    use crate::params::{ACT_CLIP, EPI_BIAS, EPI_RESIDUAL, EPI_SCALE_SHIFT};
 
     fn dw(n: usize, c: usize, h: usize, k: usize, s: usize) -> Conv2d {
         Conv2d::depthwise(n, c, h, h, k, k).with_stride(s, s).with_pad(k / 2, k / 2)

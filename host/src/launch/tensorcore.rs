@@ -34,7 +34,7 @@ use cudarc::driver::{
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::{Act, Conv2d, DType, Epilogue, Gemm, GemmC, Layout};
-use crate::params::{ConvParams, GemmParams, EPI_BIAS, EPI_RESIDUAL, EPI_SCALE_SHIFT};
+use crate::params::{ConvParams, GemmParams, EPI_BIAS};
 use crate::reference;
 use crate::registry::{self, KernelSpec, LayerType};
 
@@ -201,34 +201,9 @@ pub fn conv_params(p: &Conv2d, epi: &Epilogue) -> Result<ConvParams> {
     check_size("the input", p.in_len())?;
     check_size("the weights", p.weight_len())?;
     check_size("the output", p.out_len())?;
-    let (act, act_min, act_max) = act_code(epi.act)?;
-    let (oh, ow) = p.out_hw();
-    let u = |v: usize| v as u32; // every value is < 2^31 after the checks above
-    let epilogue = (epi.bias as u32 * EPI_BIAS)
-        | (epi.scale_shift as u32 * EPI_SCALE_SHIFT)
-        | (epi.residual as u32 * EPI_RESIDUAL);
-    Ok(ConvParams {
-        n: u(p.n),
-        c_in: u(p.c_in),
-        h: u(p.h),
-        w: u(p.w),
-        c_out: u(p.c_out),
-        out_h: u(oh),
-        out_w: u(ow),
-        kh: u(p.kh),
-        kw: u(p.kw),
-        stride_h: u(p.stride_h),
-        stride_w: u(p.stride_w),
-        pad_h: u(p.pad_t),
-        pad_w: u(p.pad_l),
-        dil_h: u(p.dil_h),
-        dil_w: u(p.dil_w),
-        groups: 1,
-        epilogue,
-        act,
-        act_min,
-        act_max,
-    })
+    // Validates the activation; the block itself is the SIMT convs' (one layout for all).
+    super::act_code(epi.act)?;
+    Ok(super::conv::conv_params(p, epi))
 }
 
 /// Grid for an `m × n` output in `tile`s: `ceil(m/bm) · ceil(n/bn)` blocks of [`THREADS`].
@@ -694,7 +669,7 @@ pub fn conv_weights_ohwi_f32(p: &Conv2d, w_oihw: &[f32]) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{ACT_CLIP, ACT_RELU};
+    use crate::params::{ACT_CLIP, ACT_RELU, EPI_RESIDUAL};
 
     #[test]
     fn symbols_by_alignment() {
