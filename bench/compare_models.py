@@ -17,7 +17,7 @@ import os
 import re
 import sys
 
-NAME = re.compile(r"^(?P<model>.+)\.(?P<dtype>f16|f32)\.b(?P<batch>\d+)\.(?P<mode>graphs|nographs)\.(?P<ext>json|err)$")
+NAME = re.compile(r"^(?P<model>.+)\.(?P<dtype>f16|tf32|f32)\.b(?P<batch>\d+)\.(?P<mode>graphs|nographs)\.(?P<ext>json|err)$")
 MODELS = ["alexnet", "vgg16", "resnet50", "googlenet", "mobilenet_v2", "squeezenet1_0"]
 TARGETS = [
     # (predicate, minimum ratio, label)
@@ -87,7 +87,8 @@ def num(v, f="{:.1f}"):
 
 def join(cn, th):
     order = {m: i for i, m in enumerate(MODELS)}
-    keys = sorted(set(cn) | set(th), key=lambda k: (order.get(k[0], len(order)), k[0], k[1] != "f32", k[2]))
+    dorder = {"f32": 0, "tf32": 1, "f16": 2}
+    keys = sorted(set(cn) | set(th), key=lambda k: (order.get(k[0], len(order)), k[0], dorder.get(k[1], 3), k[2]))
     rows = []
     for k in keys:
         model, dtype, batch = k

@@ -5,12 +5,14 @@
 # ResNet-50, VGG-16 and MobileNetV2).
 #
 # Usage (from the repo root, with target/release/cnnergy built):
-#   bash bench/run_models.sh OUTDIR [--models a,b] [--batches 1,32,128] [--dtypes f32,f16]
+#   bash bench/run_models.sh OUTDIR [--models a,b] [--batches 1,32,128] [--dtypes f32,tf32,f16]
 #                                   [--seconds S] [--no-nographs] [--skip-torch] [--skip-cnnergy]
 # cnnergy runs with --graphs (CUDA graph replay) at every batch and also without at batches > 1
 # (--no-nographs drops those). Each setting times >= ~1 s. A failing setting leaves
 # OUTDIR/cnnergy/<setting>.err, which the comparison shows as FAIL with its last line.
-# Six models x 3 batches x 2 dtypes: about 5 minutes on an H100/H200.
+# Six models x 3 batches x 2 dtypes: about 5 minutes on an H100/H200. --dtypes tf32 runs cnnergy's
+# TF32 mode (f32 data, TF32 tensor-core convs and linear layers) against PyTorch fp32 with TF32
+# convolutions and TF32 matmuls (torch_models.py).
 set -uo pipefail
 out=${1:?output folder}
 shift

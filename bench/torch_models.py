@@ -2,12 +2,14 @@
 """Whole-model inference speed of PyTorch eager (cuDNN) for comparison with `cnnergy run`.
 
 Usage: python3 bench/torch_models.py OUT.json [--models alexnet,...] [--batches 1,32,128]
-                                               [--dtypes f32,f16] [--seconds 1.0]
+                                               [--dtypes f32,tf32,f16] [--seconds 1.0]
 
 The six torchvision models cnnergy builds in (weights=None: speed does not depend on the
 values; GoogLeNet with aux_logits=False as cnnergy models it), eval mode, inference_mode.
   fp32: NCHW, cuDNN with TF32 allowed for convolutions (PyTorch's default:
         cudnn.allow_tf32=True, cuda.matmul.allow_tf32=False).
+  tf32: as fp32 plus cuda.matmul.allow_tf32=True, so linear layers run on TF32 too: like
+        for like with `cnnergy run --dtype tf32` (TF32 convs and linear layers).
   fp16: model and input .half(), channels_last.
 cudnn.benchmark=True; warm-up (at least 5 batches and 0.3 s, which also lets cuDNN pick its
 algorithms); then each batch timed alone with CUDA events (start, forward, stop, sync)
@@ -72,13 +74,14 @@ def main():
     a = p.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = True  # PyTorch's defaults, stated
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False  # set per setting below: True for tf32 only
     dev = torch.device("cuda")
     rows = []
     t_start = time.time()
     for name in [m for m in a.models.split(",") if m]:
         for dt in [d for d in a.dtypes.split(",") if d]:
             dtype = torch.float16 if dt == "f16" else torch.float32
+            torch.backends.cuda.matmul.allow_tf32 = dt == "tf32"
             fmt = torch.channels_last if dt == "f16" else torch.contiguous_format
             try:
                 torch.manual_seed(a.seed)
@@ -89,7 +92,8 @@ def main():
                     rows.append(dict(model=name, dtype=dt, batch=int(b), status="FAIL", error=f"{type(e).__name__}: {e}"[:300]))
                 continue
             for b in [int(x) for x in a.batches.split(",") if x]:
-                row = dict(model=name, dtype=dt, batch=b, channels_last=dt == "f16", tf32_convs=dt == "f32")
+                row = dict(model=name, dtype=dt, batch=b, channels_last=dt == "f16", tf32_convs=dt in ("f32", "tf32"),
+                           tf32_matmul=dt == "tf32")
                 try:
                     x = torch.randn(b, 3, 224, 224, device=dev, dtype=dtype).contiguous(memory_format=fmt)
                     torch.cuda.synchronize()

@@ -323,23 +323,18 @@ pub fn run(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
 /// `cnnergy run --device gpu`: builds a plan, optionally checks it against the CPU
 /// reference, runs once for the logits, then times batches with CUDA events.
 fn run_gpu(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
-    use cnnergy_host::exec_gpu::{self, ExecOptions, Plan};
-    use cnnergy_host::ops::DType;
+    use cnnergy_host::exec_gpu::{self, Plan};
     let ordinal: usize = match a.device.strip_prefix("gpu:") {
         Some(n) => n.parse().map_err(|_| anyhow::anyhow!("--device {}: expected gpu:N", a.device))?,
         None => 0,
     };
-    let dtype = match a.dtype.as_str() {
-        "f32" | "fp32" => DType::F32,
-        "f16" | "fp16" => DType::F16,
-        d => anyhow::bail!("--dtype {d}: expected f32 or f16"),
-    };
-    let opts = ExecOptions::new(dtype).with_variants(&a.variants)?;
+    let opts = crate::cmd::profile::parse_dtype(&a.dtype)?.with_variants(&a.variants)?;
+    let dtype = opts.precision();
     let gpu = Gpu::open(ordinal, cnnergy::ptx::module_set())?;
     if a.check {
         let (g1, w1) = load_model(&a.model, 1, a.seed, a.no_fuse)?;
         let rel = exec_gpu::check_against_cpu(&gpu, &g1, &w1, &opts, a.seed)?;
-        writeln!(out, "check: batch 1 {:?} GPU logits vs CPU reference: relative L2 {rel:.3e} (ok)", dtype)?;
+        writeln!(out, "check: batch 1 {dtype} GPU logits vs CPU reference: relative L2 {rel:.3e} (ok)")?;
     }
     let (g, w) = load_model(&a.model, a.batch, a.seed, a.no_fuse)?;
     let plan = Plan::new(&gpu, &g, &w, &opts)?;
@@ -349,7 +344,7 @@ fn run_gpu(out: &mut impl Write, a: &RunArgs) -> Result<ExitCode> {
     let mib = |b: usize| b as f64 / 1048576.0;
     writeln!(
         out,
-        "{} on {} (GPU {}), batch {}, {:?}, {} graph, {} launches{}",
+        "{} on {} (GPU {}), batch {}, {}, {} graph, {} launches{}",
         a.model,
         gpu.info.name,
         ordinal,

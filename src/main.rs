@@ -63,7 +63,8 @@ enum Command {
         /// Print the N slowest layers (CPU).
         #[arg(long, default_value_t = 10)]
         top_layers: usize,
-        /// GPU precision: f32 (SIMT kernels, NCHW) or f16 (tensor cores, NHWC).
+        /// GPU precision: f32 (SIMT kernels, NCHW), tf32 (f32 data, TF32 tensor-core convs and
+        /// linear layers, NHWC) or f16 (tensor cores, NHWC).
         #[arg(long, default_value = "f32")]
         dtype: String,
         /// GPU: kernel variant overrides, e.g. `conv=implicit_gemm_64,gemm=simt`.
@@ -76,7 +77,7 @@ enum Command {
         #[arg(long)]
         iters: Option<usize>,
         /// GPU: first compare the logits against the CPU reference at batch 1 and print the
-        /// relative L2 error (fails above 1e-4 for f32, 1e-2 for f16).
+        /// relative L2 error (fails above 1e-4 for f32, 5e-3 for tf32, 1e-2 for f16).
         #[arg(long)]
         check: bool,
         /// Input images: raw little-endian f32, NCHW, exactly batch x C x H x W values
@@ -122,7 +123,7 @@ enum Command {
         /// memory is reported and skipped.
         #[arg(long)]
         batch: String,
-        /// Precisions, comma-separated: f32 and/or f16.
+        /// Precisions, comma-separated: f32, tf32 and/or f16.
         #[arg(long, default_value = "f32")]
         dtype: String,
         /// Kernel variant overrides for every setting, e.g. `conv=implicit_gemm_64`.
@@ -161,6 +162,15 @@ enum Command {
         /// Trials per layer.
         #[arg(long, default_value_t = 3)]
         trials: u32,
+        /// Cache state of a replayed layer (see `profile --replay-cache`).
+        #[arg(long, default_value = "model", value_parser = ["model", "cold", "warm"])]
+        cache: String,
+        /// What the GPU does between windows (see `profile --replay-between`).
+        #[arg(long, default_value = "idle", value_parser = ["idle", "model"])]
+        between: String,
+        /// Alternate each layer with whole-model iterations (see `profile --replay-in-context`).
+        #[arg(long)]
+        in_context: bool,
         /// Seconds of whole-model measurement before the replay.
         #[arg(long, default_value_t = 6.0)]
         seconds: f64,
@@ -315,7 +325,19 @@ fn main() -> ExitCode {
             &mut out,
             &cmd::sweep::SweepArgs { model, device, batch, dtype, variants, graphs, seconds, warmup, output },
         ),
-        Command::Replay { trace, device, output, window, trials, seconds, graphs, json } => {
+        Command::Replay {
+            trace,
+            device,
+            output,
+            window,
+            trials,
+            cache,
+            between,
+            in_context,
+            seconds,
+            graphs,
+            json,
+        } => {
             let output = output.or_else(|| {
                 let stem = trace.file_stem()?.to_str()?.to_owned();
                 Some(trace.with_file_name(format!("{stem}-replay.cnt")))
@@ -345,6 +367,9 @@ fn main() -> ExitCode {
                     per_layer: true,
                     replay_window: window,
                     replay_trials: trials,
+                    replay_cache: cache,
+                    replay_between: between,
+                    replay_in_context: in_context,
                 },
             )
         }

@@ -85,3 +85,19 @@ fn usage_errors_exit_with_clap_status_and_no_panic() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!stderr(&o).contains("panicked"));
 }
+
+#[test]
+fn dtype_tf32_is_accepted_and_a_bad_dtype_is_named_before_the_gpu() {
+    let env = [("CNNERGY_LIBCUDA", "/nonexistent/libcuda.so.1")];
+    for cmd in [&["run", "resnet50", "--device", "gpu"][..], &["profile", "resnet50"]] {
+        for (dtype, want) in [
+            ("tf32", "error: libcuda (the NVIDIA driver) not found"),
+            ("f16", "error: libcuda (the NVIDIA driver) not found"),
+            ("f64", "error: --dtype f64: expected f32, tf32 or f16"),
+        ] {
+            let mut a = cmd.to_vec();
+            a.extend_from_slice(&["--dtype", dtype]);
+            assert_clean_error(&cnnergy(&a, &env), want);
+        }
+    }
+}

@@ -29,7 +29,7 @@ fn bad_arguments_are_named_before_the_gpu_is_needed() {
         (&["resnet50", "--batch", "x"], "error: --batch x: `x` is not a batch size"),
         (&["resnet50", "--batch", "1,2,x"], "error: --batch 1,2,x: `x` is not a batch size"),
         (&["resnet50", "--batch", "2,2"], "error: --batch 2,2: batch 2 is given twice"),
-        (&["resnet50", "--batch", "1", "--dtype", "f64"], "error: --dtype f64: expected f32 or f16"),
+        (&["resnet50", "--batch", "1", "--dtype", "f64"], "error: --dtype f64: expected f32, tf32 or f16"),
         (&["resnet50", "--batch", "1", "--seconds=-1"], "error: --seconds -1: must be a positive number"),
         (&["resnet50", "--batch", "1", "--seconds", "0"], "error: --seconds 0: must be a positive number"),
         (&["resnet50", "--batch", "1", "--variants", "conv"], "error: variant override `conv`"),
@@ -47,7 +47,7 @@ fn bad_arguments_are_named_before_the_gpu_is_needed() {
 #[test]
 fn valid_arguments_reach_the_gpu() {
     let dir = std::env::temp_dir().join(format!("cnnergy-sweep-cli-ok-{}", std::process::id()));
-    let o = cnnergy(&["sweep", "resnet50", "--batch", "1,2,4", "--dtype", "f32,f16", "-o", dir.to_str().unwrap()]);
+    let o = cnnergy(&["sweep", "resnet50", "--batch", "1,2,4", "--dtype", "f32,tf32,f16", "-o", dir.to_str().unwrap()]);
     let e = one_line_error(&o);
     assert!(e.starts_with("error: libcuda (the NVIDIA driver) not found"), "{e}");
     assert!(!dir.exists(), "the folder is created only once the GPU is open");

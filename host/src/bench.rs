@@ -15,6 +15,10 @@ pub struct Timing {
     pub runs: usize,
 }
 
+/// How long the timing gate (`spin_ns`) holds the stream before each timed run: well
+/// above the host's time to record an event and enqueue one launch.
+const GATE_NS: u64 = 50_000;
+
 /// Times `launch` (which enqueues one run on `gpu.stream`, typically rotating among
 /// several input sets so the L2 cache does not serve repeats): `warmup` runs first, then
 /// runs until `min_runs` and `min_total_ms` are both reached (capped at 2000 runs).
@@ -35,6 +39,9 @@ pub fn time(
     let mut total = 0.0;
     let mut i = 0;
     while (samples.len() < min_runs || total < min_total_ms) && samples.len() < 2000 {
+        // The GPU spins while the host enqueues the start event and the launch, so the
+        // interval holds the launch alone, not the host's enqueue latency (~5-7 µs).
+        crate::launch::memory::spin(gpu, GATE_NS)?;
         start.record(&gpu.stream).map_err(Error::driver("recording an event"))?;
         launch(i)?;
         stop.record(&gpu.stream).map_err(Error::driver("recording an event"))?;

@@ -18,8 +18,8 @@
 //! replays the captured launches without the host.)
 //!
 //! # Precision and layout
-//! * `DType::F32`: NCHW f32 end to end, SIMT kernels only (no TF32), so results match the
-//!   f64 CPU reference to ~1e-5.
+//! * `DType::F32` (`--dtype f32`): NCHW f32 end to end, SIMT kernels only (no TF32), so
+//!   results match the f64 CPU reference to ~1e-5.
 //! * `DType::F16`: the input is converted once from NCHW f32 to NHWC f16 (padded with
 //!   zero channels to 8 when it has fewer and only tensor-core convs read it: those get
 //!   zero weights for the extra channels and take the fast `c_in % 8 == 0` kernels); convs with
@@ -29,6 +29,19 @@
 //!   convs with channel multiplier 1 (MobileNetV2's) on the NHWC f16 depthwise kernel
 //!   ([`depthwise`]: tap-major `[kh][kw][c]` f16 weights, the same fused epilogue). The
 //!   output is converted back to NCHW f32.
+//! * TF32 (`ExecOptions::tf32`, `--dtype tf32`): f32 data, NHWC, with convs (`groups ==
+//!   1`) and linear layers on the TF32 tensor-core kernels (OHWI / `[out, in]` f32
+//!   weights, rounded to tf32 by the kernels, f32 accumulation and epilogue), which is
+//!   what PyTorch's default fp32 convolutions do; results match the CPU reference to
+//!   ~1e-3 (`--check` accepts 5e-3). The input is transposed once from NCHW to NHWC f32
+//!   and not padded (the tf32 fast path needs `c_in % 4 == 0`; with no f32 pad-to-4
+//!   conversion a 3-channel first conv takes the gather kernel). Global average pooling,
+//!   activations, adds (layout-free) and a softmax of `[n, c, 1, 1]` run the f32
+//!   kernels; a channel concat runs the NCHW concat kernel over pixels (`n·h·w` images of
+//!   `c` channels); windowed pooling, grouped and depthwise convs, batch-norm and LRN run
+//!   as f32 islands (NHWC → NCHW transpose, the SIMT kernel, transpose back). A SIMT gemm
+//!   override (`gemm=gemv`) reads the f32 data directly. The output is transposed back to
+//!   NCHW.
 //! * f16 ops without an f16 NHWC kernel (other grouped convs, concat, batch-norm of an
 //!   unfused graph, LRN, softmax, pooling with `c % 8 != 0`) run as an **f32 island**: each input is converted NHWC f16 →
 //!   NCHW f32 (`half_to_f32` then `transpose_f32`), the f32 SIMT kernel runs, and the
@@ -36,7 +49,7 @@
 //!   choice (it reuses tested kernels); it costs two to three extra memory passes per
 //!   such layer, which an energy report must attribute to that layer (the conversion
 //!   launches carry the layer's id). A native NHWC f16 concat kernel would remove it.
-//! * NHWC flatten order: a `Flatten` of an NHWC `[n, c, h, w]` tensor yields features in
+//! * NHWC flatten order (f16 and tf32): a `Flatten` of an NHWC `[n, c, h, w]` tensor yields features in
 //!   `(h, w, c)` order, not PyTorch's `(c, h, w)`; a linear layer reading such a flatten
 //!   gets its weight columns permuted at upload ([`permute_linear_nhwc`]). After global
 //!   pooling (`h = w = 1`) both orders agree and nothing is permuted.
@@ -73,20 +86,50 @@ pub static CURRENT_LAYER: AtomicU32 = AtomicU32::new(u32::MAX);
 /// How to run a graph.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecOptions {
-    /// `F32` (SIMT, NCHW) or `F16` (tensor cores, NHWC). BF16 is not wired yet.
+    /// `F32` (SIMT, NCHW, or TF32 tensor cores, NHWC, with `tf32`) or `F16` (tensor
+    /// cores, NHWC). BF16 is not wired yet.
     pub dtype: DType,
+    /// With `dtype == F32`: keep f32 data but run convs and linear layers on the TF32
+    /// tensor-core kernels, NHWC (PyTorch's default fp32 convolution math).
+    pub tf32: bool,
     /// Variant overrides by layer type, e.g. `(Conv, "implicit_gemm")`; a type not listed
     /// gets the default rule. F32: any SIMT conv variant of [`conv::KERNELS`] / gemm
     /// variant of [`gemm::KERNELS`]. F16: conv `implicit_gemm_tc` (default for
     /// `groups == 1`), `depthwise_nhwc` (default for depthwise convs with multiplier 1;
     /// dense convs keep the tensor cores) or a SIMT variant (runs as an f32 island); gemm
-    /// `tc` (default) or a SIMT variant (f32 island).
+    /// `tc` (default) or a SIMT variant (f32 island). TF32: as F16 without
+    /// `depthwise_nhwc`; a SIMT gemm variant reads the f32 data directly (no island).
     pub variants: Vec<(LayerType, String)>,
 }
 
 impl ExecOptions {
     pub fn new(dtype: DType) -> ExecOptions {
-        ExecOptions { dtype, variants: Vec::new() }
+        ExecOptions { dtype, tf32: false, variants: Vec::new() }
+    }
+
+    /// F32 data, TF32 tensor-core convs and linear layers, NHWC.
+    pub fn tf32() -> ExecOptions {
+        ExecOptions { tf32: true, ..ExecOptions::new(DType::F32) }
+    }
+
+    /// The options of a precision name as `--dtype` takes it: `f32`/`fp32`, `tf32`,
+    /// `f16`/`fp16`; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<ExecOptions> {
+        match name {
+            "f32" | "fp32" => Some(ExecOptions::new(DType::F32)),
+            "tf32" => Some(ExecOptions::tf32()),
+            "f16" | "fp16" => Some(ExecOptions::new(DType::F16)),
+            _ => None,
+        }
+    }
+
+    /// The precision's canonical name for reports and traces: `f32`, `tf32`, `f16`, `bf16`.
+    pub fn precision(&self) -> &'static str {
+        if self.tf32 && self.dtype == DType::F32 {
+            "tf32"
+        } else {
+            self.dtype.name()
+        }
     }
 
     /// Parses `conv=implicit_gemm_64,gemm=simt` style overrides.
@@ -121,18 +164,20 @@ pub enum Kernel {
     Alias,
     /// fp32 SIMT conv, NCHW.
     ConvSimt(&'static KernelSpec),
-    /// f16 tensor-core implicit GEMM conv, NHWC.
+    /// Tensor-core implicit GEMM conv, NHWC: f16, or TF32 math on f32 data.
     ConvTc,
     /// f16 depthwise conv (channel multiplier 1), NHWC.
     ConvDw,
     /// fp32 SIMT gemm / gemv.
     GemmSimt(&'static KernelSpec),
-    /// f16 tensor-core GEMM.
+    /// Tensor-core GEMM: f16, or TF32 math on f32 data.
     GemmTc,
     /// The memory-bound kernel of the op in the plan's precision and layout
-    /// (f32 NCHW, or f16 NHWC for pool / activation / add).
+    /// (f32 NCHW; NHWC f16 for pool / activation / add; NHWC f32 for global pool /
+    /// activation / add / concat / softmax of `[n, c, 1, 1]`).
     Memory,
-    /// f16 mode: inputs converted to NCHW f32, this f32 kernel, output converted back.
+    /// NHWC modes (f16, tf32): inputs converted to NCHW f32, this f32 kernel, output
+    /// converted back.
     Island(Box<Kernel>),
 }
 
@@ -243,13 +288,17 @@ fn select_f32(node: &Node, opts: &ExecOptions, sm: u32) -> Result<Kernel> {
 /// `sm_count` SMs (pure: no GPU needed). The error names the first layer that cannot run.
 pub fn select_kernels(g: &Graph, opts: &ExecOptions, sm_count: u32) -> Result<Vec<Kernel>> {
     g.validate().map_err(|e| Error::Invalid(format!("{}: {e}", g.name)))?;
-    if !matches!(opts.dtype, DType::F32 | DType::F16) {
-        return Err(Error::Invalid(format!("GPU executor: dtype {:?} is not supported (f32, f16)", opts.dtype)));
+    if !matches!(opts.dtype, DType::F32 | DType::F16) || (opts.tf32 && opts.dtype != DType::F32) {
+        return Err(Error::Invalid(format!(
+            "GPU executor: precision {} is not supported (f32, tf32, f16)",
+            if opts.tf32 { format!("tf32 with {} data", opts.dtype) } else { opts.dtype.to_string() }
+        )));
     }
     let f16 = opts.dtype == DType::F16;
+    let tf32 = opts.tf32;
     let mut out = Vec::with_capacity(g.nodes.len());
     for node in &g.nodes {
-        let k = if !f16 {
+        let k = if !f16 && !tf32 {
             select_f32(node, opts, sm_count)?
         } else {
             match &node.op {
@@ -264,8 +313,15 @@ pub fn select_kernels(g: &Graph, opts: &ExecOptions, sm_count: u32) -> Result<Ve
                     tensorcore::conv_params(conv, epi).map_err(|e| layer_err(node, e))?;
                     Kernel::ConvTc
                 }
+                Op::Conv { .. } if tf32 && opts.variant(LayerType::Conv) == Some("depthwise_nhwc") => {
+                    return Err(layer_err(
+                        node,
+                        "conv variant depthwise_nhwc has f16 kernels only (tf32 runs depthwise convs as f32 islands)",
+                    ))
+                }
                 Op::Conv { conv, epi }
-                    if conv.groups > 1
+                    if f16
+                        && conv.groups > 1
                         && depthwise::check_supported(conv).is_ok()
                         && matches!(opts.variant(LayerType::Conv), None | Some("depthwise_nhwc")) =>
                 {
@@ -293,8 +349,11 @@ pub fn select_kernels(g: &Graph, opts: &ExecOptions, sm_count: u32) -> Result<Ve
                     tensorcore::gemm_params(&tc, *bias).map_err(|e| layer_err(node, e))?;
                     Kernel::GemmTc
                 }
+                // tf32: a linear layer reads a flat [m, k] f32 matrix, the same in both
+                // layouts (the NHWC flatten order is handled by permuting the weight).
+                Op::Linear { .. } if tf32 => select_f32(node, opts, sm_count)?,
                 // Global average pooling has a dedicated NHWC kernel for any channel count.
-                Op::Pool(p) if p.c.is_multiple_of(8) || p.kind == crate::ops::PoolKind::GlobalAvg => {
+                Op::Pool(p) if p.kind == crate::ops::PoolKind::GlobalAvg || (f16 && p.c.is_multiple_of(8)) => {
                     memory::pool_params(p).map_err(|e| layer_err(node, e))?;
                     Kernel::Memory
                 }
@@ -302,12 +361,25 @@ pub fn select_kernels(g: &Graph, opts: &ExecOptions, sm_count: u32) -> Result<Ve
                     a.validate().map_err(|e| layer_err(node, e))?;
                     Kernel::Memory
                 }
+                // NHWC f32: a channel concat is the NCHW kernel over pixels (`n·h·w`
+                // "images" of `c` channels each); a softmax over the channels of a
+                // `[n, c, 1, 1]` tensor reads the same memory in both layouts.
+                Op::Concat if tf32 => Kernel::Memory,
+                Op::Softmax(s) if tf32 && s.inner == 1 && spatial(g, node.inputs[0]) == 1 => {
+                    select_f32(node, opts, sm_count)?
+                }
                 _ => Kernel::Island(Box::new(select_f32(node, opts, sm_count)?)),
             }
         };
         out.push(k);
     }
     Ok(out)
+}
+
+/// `h * w` of tensor `t`.
+fn spatial(g: &Graph, t: TensorId) -> usize {
+    let [_, _, h, w] = g.tensors[t].dims;
+    h * w
 }
 
 /// Where the activations live: per tensor, the buffer ("slot") holding it.
@@ -492,6 +564,18 @@ pub enum Step {
         residual: Option<BufRef>,
         y: BufRef,
     },
+    /// TF32 tensor-core conv on NHWC f32; `w` indexes `w32` (OHWI f32).
+    ConvTf32 {
+        conv: Conv2d,
+        act: Act,
+        x: BufRef,
+        w: usize,
+        bias: Option<usize>,
+        scale: Option<usize>,
+        shift: Option<usize>,
+        residual: Option<BufRef>,
+        y: BufRef,
+    },
     /// f16 NHWC depthwise conv; `w` indexes `w16` (tap-major `[kh][kw][c]`).
     ConvDw {
         conv: Conv2d,
@@ -520,7 +604,21 @@ pub enum Step {
         bias: Option<usize>,
         c: BufRef,
     },
+    /// TF32 tensor-core GEMM on f32; `w` indexes `w32` (`[out, in]`, NHWC-flatten order).
+    GemmTf32 {
+        gemm: tensorcore::GemmTc,
+        a: BufRef,
+        w: usize,
+        bias: Option<usize>,
+        c: BufRef,
+    },
     Pool {
+        p: Pool2d,
+        x: BufRef,
+        y: BufRef,
+    },
+    /// NHWC f32 pooling (global average only).
+    PoolNhwcF32 {
         p: Pool2d,
         x: BufRef,
         y: BufRef,
@@ -611,16 +709,31 @@ pub enum Step {
 }
 
 impl Step {
+    /// The launch's main weight tensor, if any: (stored in `w16`, index). Bias, scale
+    /// and shift vectors are not included (small; replay leaves them in place).
+    pub fn main_weight(&self) -> Option<(bool, usize)> {
+        match self {
+            Step::ConvTc { w, .. } | Step::ConvDw { w, .. } | Step::GemmTc { w, .. } => Some((true, *w)),
+            Step::ConvSimt { w, .. }
+            | Step::ConvTf32 { w, .. }
+            | Step::GemmSimt { w, .. }
+            | Step::GemmTf32 { w, .. } => Some((false, *w)),
+            _ => None,
+        }
+    }
+
     /// The buffers the step reads and the one it writes.
     pub fn buffers(&self) -> (Vec<BufRef>, BufRef) {
         match self {
             Step::ConvSimt { x, residual, y, .. }
             | Step::ConvTc { x, residual, y, .. }
+            | Step::ConvTf32 { x, residual, y, .. }
             | Step::ConvDw { x, residual, y, .. } => (std::iter::once(*x).chain(*residual).collect(), *y),
-            Step::GemmSimt { a, c, .. } | Step::GemmTc { a, c, .. } => (vec![*a], *c),
+            Step::GemmSimt { a, c, .. } | Step::GemmTc { a, c, .. } | Step::GemmTf32 { a, c, .. } => (vec![*a], *c),
             Step::Add { a, b, y, .. } | Step::AddF16 { a, b, y, .. } => (vec![*a, *b], *y),
             Step::Pool { x, y, .. }
             | Step::PoolF16 { x, y, .. }
+            | Step::PoolNhwcF32 { x, y, .. }
             | Step::Act { x, y, .. }
             | Step::ActF16 { x, y, .. }
             | Step::BatchNorm { x, y, .. }
@@ -655,10 +768,12 @@ pub enum BufKind {
 #[derive(Debug)]
 pub struct Blueprint {
     pub dtype: DType,
+    /// F32 data with TF32 tensor-core convs and linear layers, NHWC ([`ExecOptions::tf32`]).
+    pub tf32: bool,
     pub kernels: Vec<Kernel>,
     pub mem: MemPlan,
     /// Per device buffer: kind and element count. Slots first (`0..slot count`), then the
-    /// plan's input (f16 mode), output (f16 mode) and island scratch buffers.
+    /// plan's input (NHWC modes), output (NHWC modes) and island scratch buffers.
     pub bufs: Vec<(BufKind, usize)>,
     pub w32: Vec<Vec<f32>>,
     pub w16: Vec<Vec<u16>>,
@@ -671,6 +786,15 @@ pub struct Blueprint {
 }
 
 impl Blueprint {
+    /// The precision's name, as [`ExecOptions::precision`].
+    pub fn precision(&self) -> &'static str {
+        if self.tf32 {
+            "tf32"
+        } else {
+            self.dtype.name()
+        }
+    }
+
     pub fn activation_bytes(&self) -> usize {
         self.bufs.iter().map(|&(k, n)| n * if k == BufKind::F32 { 4 } else { 2 }).sum()
     }
@@ -735,12 +859,14 @@ impl Builder<'_> {
 pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> Result<Blueprint> {
     let kernels = select_kernels(g, opts, sm_count)?;
     let f16 = opts.dtype == DType::F16;
+    let tf32 = opts.tf32;
     let mem = plan_memory(g, if f16 { 2 } else { 4 });
     let slot_kind = if f16 { BufKind::F16 } else { BufKind::F32 };
     let bufs = mem.slot_bytes.iter().map(|&b| (slot_kind, b / if f16 { 2 } else { 4 })).collect();
     let dummy = BufRef { idx: 0, len: 0 };
     let bp = Blueprint {
         dtype: opts.dtype,
+        tf32,
         kernels,
         mem,
         bufs,
@@ -766,6 +892,13 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
         } else {
             b.push(u32::MAX as usize, Step::ToNhwcF16 { dims: in_dims, x, y: in_slot });
         }
+        x
+    } else if tf32 {
+        // Not padded: the tf32 kernels' fast path needs `c_in % 4 == 0`, and there is no
+        // f32 pad-to-4 conversion, so a 3-channel first conv takes the gather kernel.
+        let i = b.new_buf(BufKind::F32, numel(&in_dims));
+        let x = BufRef { idx: i, len: numel(&in_dims) };
+        b.push(u32::MAX as usize, Step::Transpose { dims: in_dims, to: Layout::Nhwc, x, y: in_slot });
         x
     } else {
         in_slot
@@ -794,13 +927,26 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
                 } else {
                     (*conv, b.weight(node, WeightRole::Kernel)?.to_vec())
                 };
-                let wt = tensorcore::conv_weights_ohwi(&conv, &wt, DType::F16).map_err(|e| layer_err(node, e))?;
-                let wi = b.push16(wt);
+                let wi = if tf32 {
+                    let wt = tensorcore::conv_weights_ohwi_f32(&conv, &wt).map_err(|e| layer_err(node, e))?;
+                    b.push32(wt)
+                } else {
+                    let wt = tensorcore::conv_weights_ohwi(&conv, &wt, DType::F16).map_err(|e| layer_err(node, e))?;
+                    b.push16(wt)
+                };
                 let bias = b.opt32(node, epi.bias, WeightRole::Bias)?;
                 let scale = b.opt32(node, epi.scale_shift, WeightRole::Scale)?;
                 let shift = b.opt32(node, epi.scale_shift, WeightRole::Shift)?;
                 let residual = epi.residual.then(|| b.tensor(node.inputs[1]));
-                b.push(i, Step::ConvTc { conv, act: epi.act, x, w: wi, bias, scale, shift, residual, y: y_slot });
+                let act = epi.act;
+                b.push(
+                    i,
+                    if tf32 {
+                        Step::ConvTf32 { conv, act, x, w: wi, bias, scale, shift, residual, y: y_slot }
+                    } else {
+                        Step::ConvTc { conv, act, x, w: wi, bias, scale, shift, residual, y: y_slot }
+                    },
+                );
             }
             Kernel::ConvDw => {
                 let Op::Conv { conv, epi } = &node.op else {
@@ -827,11 +973,52 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
                 if let Some(chw) = origins[node.inputs[0]] {
                     wt = permute_linear_nhwc(&wt, gm.n, chw).map_err(|e| layer_err(node, e))?;
                 }
-                let wi = b.push16(crate::reference::f32_to_f16_bits(&wt));
+                let wi = if tf32 { b.push32(wt) } else { b.push16(crate::reference::f32_to_f16_bits(&wt)) };
                 let bi = b.opt32(node, *bias, WeightRole::Bias)?;
                 let tc = tensorcore::GemmTc::from_gemm(gm).map_err(|e| layer_err(node, e))?.with_act(*act);
                 let a = b.tensor(node.inputs[0]);
-                b.push(i, Step::GemmTc { gemm: tc, a, w: wi, bias: bi, c: y_slot });
+                b.push(
+                    i,
+                    if tf32 {
+                        Step::GemmTf32 { gemm: tc, a, w: wi, bias: bi, c: y_slot }
+                    } else {
+                        Step::GemmTc { gemm: tc, a, w: wi, bias: bi, c: y_slot }
+                    },
+                );
+            }
+            // tf32, a SIMT gemm variant: reads the NHWC-flatten f32 data as is.
+            Kernel::GemmSimt(spec) if tf32 => {
+                let Op::Linear { gemm: gm, bias, act } = &node.op else {
+                    return Err(layer_err(node, "internal: GemmSimt on a non-linear"));
+                };
+                let mut wt = b.weight(node, WeightRole::Kernel)?.to_vec();
+                if let Some(chw) = origins[node.inputs[0]] {
+                    wt = permute_linear_nhwc(&wt, gm.n, chw).map_err(|e| layer_err(node, e))?;
+                }
+                let wi = b.push32(wt);
+                let bi = b.opt32(node, *bias, WeightRole::Bias)?;
+                let a = b.tensor(node.inputs[0]);
+                b.push(i, Step::GemmSimt { spec, gemm: *gm, act: *act, a, w: wi, bias: bi, c: y_slot });
+            }
+            Kernel::Memory if tf32 => {
+                let x = b.tensor(node.inputs[0]);
+                match &node.op {
+                    Op::Pool(p) => b.push(i, Step::PoolNhwcF32 { p: *p, x, y: y_slot }),
+                    Op::Concat => {
+                        let [n, c_total, h, w] = out_dims;
+                        let mut offset = 0;
+                        for &t in &node.inputs {
+                            let c = g.tensors[t].dims[1];
+                            let x = b.tensor(t);
+                            b.push(i, Step::ConcatPart { n: n * h * w, c, hw: 1, c_total, offset, x, y: y_slot });
+                            offset += c;
+                        }
+                    }
+                    _ => {
+                        let xs: Vec<BufRef> = node.inputs.iter().map(|&t| b.tensor(t)).collect();
+                        emit_f32(&mut b, i, node, kernel, &xs, y_slot)?;
+                    }
+                }
             }
             Kernel::Memory if f16 => {
                 let x = b.tensor(node.inputs[0]);
@@ -854,23 +1041,31 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
                 for (k, &t) in node.inputs.iter().enumerate() {
                     let dims = g.tensors[t].dims;
                     let len = numel(&dims);
-                    let tmp = *island_tmp.get_or_insert_with(|| b.new_buf(BufKind::F32, len));
-                    let tmp = b.grow(tmp, len);
                     if island_in.len() <= k {
                         let nb = b.new_buf(BufKind::F32, len);
                         island_in.push(nb);
                     }
                     let xk = b.grow(island_in[k], len);
                     let src = b.tensor(t);
-                    b.push(i, Step::HalfToF32 { x: src, y: tmp });
-                    b.push(i, Step::Transpose { dims, to: Layout::Nchw, x: tmp, y: xk });
+                    if tf32 {
+                        b.push(i, Step::Transpose { dims, to: Layout::Nchw, x: src, y: xk });
+                    } else {
+                        let tmp = *island_tmp.get_or_insert_with(|| b.new_buf(BufKind::F32, len));
+                        let tmp = b.grow(tmp, len);
+                        b.push(i, Step::HalfToF32 { x: src, y: tmp });
+                        b.push(i, Step::Transpose { dims, to: Layout::Nchw, x: tmp, y: xk });
+                    }
                     xs.push(xk);
                 }
                 let len = numel(&out_dims);
                 let o = *island_out.get_or_insert_with(|| b.new_buf(BufKind::F32, len));
                 let y32 = b.grow(o, len);
                 emit_f32(&mut b, i, node, inner, &xs, y32)?;
-                b.push(i, Step::ToNhwcF16 { dims: out_dims, x: y32, y: y_slot });
+                if tf32 {
+                    b.push(i, Step::Transpose { dims: out_dims, to: Layout::Nhwc, x: y32, y: y_slot });
+                } else {
+                    b.push(i, Step::ToNhwcF16 { dims: out_dims, x: y32, y: y_slot });
+                }
             }
             k => {
                 let xs: Vec<BufRef> = node.inputs.iter().map(|&t| b.tensor(t)).collect();
@@ -888,6 +1083,11 @@ pub fn blueprint(g: &Graph, w: &Weights, opts: &ExecOptions, sm_count: u32) -> R
         let y = BufRef { idx: o, len };
         b.push(u32::MAX as usize, Step::HalfToF32 { x: out_slot, y: tmp });
         b.push(u32::MAX as usize, Step::Transpose { dims: out_dims, to: Layout::Nchw, x: tmp, y });
+        y
+    } else if tf32 {
+        let len = numel(&out_dims);
+        let y = BufRef { idx: b.new_buf(BufKind::F32, len), len };
+        b.push(u32::MAX as usize, Step::Transpose { dims: out_dims, to: Layout::Nchw, x: out_slot, y });
         y
     } else {
         out_slot
@@ -993,6 +1193,12 @@ pub struct Plan {
     pub gpu: Gpu,
     pub blueprint: Blueprint,
     bufs: Vec<RefCell<Dev>>,
+    /// Which entry of `bufs` a [`BufRef`] index means: the identity except while replay
+    /// captures a layer on rotating copies ([`Plan::capture_layer_rotating`]).
+    remap: Vec<std::cell::Cell<usize>>,
+    /// The same for weight indices into `w32` / `w16`.
+    wmap32: Vec<std::cell::Cell<usize>>,
+    wmap16: Vec<std::cell::Cell<usize>>,
     w32: Vec<CudaSlice<f32>>,
     w16: Vec<CudaSlice<u16>>,
     pub batch: usize,
@@ -1005,6 +1211,33 @@ pub struct Plan {
     iteration: std::cell::Cell<u32>,
     /// f32 partial sums of split-K GEMMs (sized for the largest one; None if none splits).
     splitk_ws: Option<RefCell<CudaSlice<f32>>>,
+}
+
+/// Rotating copies of some plan buffers for replay ([`Plan::add_rotation`]).
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The plan buffers rotated.
+    pub which: Vec<usize>,
+    /// Per copy (0 = the originals), the buffer standing in for each of `which`.
+    pub sets: Vec<Vec<usize>>,
+    /// The weights rotated (f16 storage, index) and, per copy, their stand-ins.
+    pub weights: Vec<(bool, usize)>,
+    pub wsets: Vec<Vec<usize>>,
+}
+
+impl Rotation {
+    pub fn copies(&self) -> usize {
+        self.sets.len()
+    }
+}
+
+/// Copies of a layer's rotated buffers so that one pass over all of them moves at least
+/// `factor` × the L2 size: 1 (no rotation) when one copy already does, at most `max`.
+pub fn rotation_copies(bytes_per_copy: usize, l2_bytes: usize, factor: usize, max: usize) -> usize {
+    if bytes_per_copy == 0 {
+        return 1;
+    }
+    (l2_bytes * factor).div_ceil(bytes_per_copy).clamp(1, max.max(1))
 }
 
 /// A captured [`Plan::enqueue_planned`], replayable with [`GraphExec::launch`].
@@ -1076,6 +1309,7 @@ impl Plan {
             .filter_map(|l| match &l.step {
                 // Split-K workspace only where gemm_fc takes the tensor-core path (M > 8).
                 Step::GemmTc { gemm, .. } => smallm::fc_workspace_len(DType::F16, gemm, gpu.info.sm_count),
+                Step::GemmTf32 { gemm, .. } => smallm::fc_workspace_len(DType::F32, gemm, gpu.info.sm_count),
                 _ => None,
             })
             .max();
@@ -1083,9 +1317,15 @@ impl Plan {
         let mut bp = bp;
         bp.w32 = Vec::new(); // host copies no longer needed
         bp.w16 = Vec::new();
+        let remap = (0..bufs.len()).map(std::cell::Cell::new).collect();
+        let wmap32 = (0..w32.len()).map(std::cell::Cell::new).collect();
+        let wmap16 = (0..w16.len()).map(std::cell::Cell::new).collect();
         Ok(Plan {
             gpu: pgpu,
             bufs,
+            remap,
+            wmap32,
+            wmap16,
             w32,
             w16,
             batch: g.batch(),
@@ -1108,7 +1348,7 @@ impl Plan {
     }
 
     fn r32(&self, b: BufRef) -> Result<Ref<'_, CudaSlice<f32>>> {
-        let r = self.bufs[b.idx].try_borrow().map_err(|_| busy("(read)"))?;
+        let r = self.bufs[self.remap[b.idx].get()].try_borrow().map_err(|_| busy("(read)"))?;
         Ref::filter_map(r, |d| match d {
             Dev::F32(s) => Some(s),
             Dev::F16(_) => None,
@@ -1116,7 +1356,7 @@ impl Plan {
         .map_err(|_| Error::Invalid("GPU executor: expected an f32 buffer".into()))
     }
     fn r16(&self, b: BufRef) -> Result<Ref<'_, CudaSlice<u16>>> {
-        let r = self.bufs[b.idx].try_borrow().map_err(|_| busy("(read)"))?;
+        let r = self.bufs[self.remap[b.idx].get()].try_borrow().map_err(|_| busy("(read)"))?;
         Ref::filter_map(r, |d| match d {
             Dev::F16(s) => Some(s),
             Dev::F32(_) => None,
@@ -1124,7 +1364,7 @@ impl Plan {
         .map_err(|_| Error::Invalid("GPU executor: expected an f16 buffer".into()))
     }
     fn w32m(&self, b: BufRef) -> Result<RefMut<'_, CudaSlice<f32>>> {
-        let r = self.bufs[b.idx].try_borrow_mut().map_err(|_| busy("(write)"))?;
+        let r = self.bufs[self.remap[b.idx].get()].try_borrow_mut().map_err(|_| busy("(write)"))?;
         RefMut::filter_map(r, |d| match d {
             Dev::F32(s) => Some(s),
             Dev::F16(_) => None,
@@ -1132,12 +1372,17 @@ impl Plan {
         .map_err(|_| Error::Invalid("GPU executor: expected an f32 buffer".into()))
     }
     fn w16m(&self, b: BufRef) -> Result<RefMut<'_, CudaSlice<u16>>> {
-        let r = self.bufs[b.idx].try_borrow_mut().map_err(|_| busy("(write)"))?;
+        let r = self.bufs[self.remap[b.idx].get()].try_borrow_mut().map_err(|_| busy("(write)"))?;
         RefMut::filter_map(r, |d| match d {
             Dev::F16(s) => Some(s),
             Dev::F32(_) => None,
         })
         .map_err(|_| Error::Invalid("GPU executor: expected an f16 buffer".into()))
+    }
+
+    /// The split-K workspace, borrowed for one launch (None when no GEMM splits).
+    fn splitk_workspace(&self) -> Result<Option<RefMut<'_, CudaSlice<f32>>>> {
+        self.splitk_ws.as_ref().map(|w| w.try_borrow_mut().map_err(|_| busy("split-K workspace"))).transpose()
     }
 
     /// The plan's input buffer (NCHW f32, `input_len` elements).
@@ -1214,6 +1459,143 @@ impl Plan {
         Ok(GraphExec { graph })
     }
 
+    /// The plan buffers layer `layer`'s launches touch: (read only, written), ascending.
+    pub fn layer_buffers(&self, layer: u32) -> (Vec<usize>, Vec<usize>) {
+        let (mut read, mut written) = (Vec::new(), Vec::new());
+        for l in self.blueprint.launches.iter().filter(|l| l.layer_id == layer) {
+            let (xs, y) = l.step.buffers();
+            read.extend(xs.iter().map(|b| b.idx));
+            written.push(y.idx);
+        }
+        written.sort_unstable();
+        written.dedup();
+        read.retain(|i| !written.contains(i));
+        read.sort_unstable();
+        read.dedup();
+        (read, written)
+    }
+
+    /// The main weight tensor of each of layer `layer`'s launches: (f16 storage, index).
+    pub fn layer_weights(&self, layer: u32) -> Vec<(bool, usize)> {
+        let mut v: Vec<(bool, usize)> = self
+            .blueprint
+            .launches
+            .iter()
+            .filter(|l| l.layer_id == layer)
+            .filter_map(|l| l.step.main_weight())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Bytes of the weights `which` ([`Plan::layer_weights`]).
+    pub fn weights_bytes(&self, which: &[(bool, usize)]) -> usize {
+        which.iter().map(|&(h, i)| if h { self.w16[i].len() * 2 } else { self.w32[i].len() * 4 }).sum()
+    }
+
+    /// Bytes of plan buffer `idx`.
+    fn buf_bytes(&self, idx: usize) -> usize {
+        match &*self.bufs[idx].borrow() {
+            Dev::F32(s) => s.len() * 4,
+            Dev::F16(s) => s.len() * 2,
+        }
+    }
+
+    /// Allocates `copies - 1` extra copies of the buffers `which` (plan buffer indices)
+    /// for [`Plan::capture_layer_rotating`]; copy 0 is the originals. Each copy starts
+    /// with the original's contents (real activations: power depends on the data).
+    /// Returns, per copy, the plan-buffer index standing in for each of `which`.
+    pub fn add_rotation(&mut self, which: &[usize], weights: &[(bool, usize)], copies: usize) -> Result<Rotation> {
+        let s = self.gpu.stream.clone();
+        let oom = |e| Error::Driver { context: "allocating replay copies", msg: crate::error::driver_msg(&e) };
+        let mut sets = vec![which.to_vec()];
+        for _ in 1..copies.max(1) {
+            let mut set = Vec::with_capacity(which.len());
+            for &i in which {
+                let copy = match &*self.bufs[i].borrow() {
+                    Dev::F32(src) => Dev::F32(s.clone_dtod(src).map_err(oom)?),
+                    Dev::F16(src) => Dev::F16(s.clone_dtod(src).map_err(oom)?),
+                };
+                self.bufs.push(RefCell::new(copy));
+                set.push(self.bufs.len() - 1);
+            }
+            sets.push(set);
+        }
+        let mut wsets = vec![weights.iter().map(|w| w.1).collect::<Vec<_>>()];
+        for _ in 1..copies.max(1) {
+            let mut set = Vec::with_capacity(weights.len());
+            for &(half, i) in weights {
+                if half {
+                    let c = s.clone_dtod(&self.w16[i]).map_err(oom)?;
+                    self.w16.push(c);
+                    set.push(self.w16.len() - 1);
+                } else {
+                    let c = s.clone_dtod(&self.w32[i]).map_err(oom)?;
+                    self.w32.push(c);
+                    set.push(self.w32.len() - 1);
+                }
+            }
+            wsets.push(set);
+        }
+        s.synchronize().map_err(Error::driver("copying replay buffers"))?;
+        Ok(Rotation { which: which.to_vec(), sets, weights: weights.to_vec(), wsets })
+    }
+
+    /// Bytes one copy of `which` takes.
+    pub fn buffers_bytes(&self, which: &[usize]) -> usize {
+        which.iter().map(|&i| self.buf_bytes(i)).sum()
+    }
+
+    /// Frees the copies of [`Plan::add_rotation`] made after `keep` buffers existed
+    /// (drop the graphs captured on them first).
+    pub fn truncate_buffers(&mut self, keep: usize) {
+        self.bufs.truncate(keep.max(self.remap.len()));
+        self.w32.truncate(self.wmap32.len());
+        self.w16.truncate(self.wmap16.len());
+    }
+
+    /// Number of device buffers now (originals and replay copies).
+    pub fn buffer_count(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// Like [`Plan::capture_layer`], but repetition `r` runs on copy `r % copies` of the
+    /// rotated buffers, so a layer replayed in isolation streams through more memory than
+    /// the L2 holds instead of re-reading (and re-writing) cache-resident buffers.
+    pub fn capture_layer_rotating(&self, layer: u32, reps: usize, rot: &Rotation) -> Result<GraphExec> {
+        let s = &self.gpu.stream;
+        s.synchronize().map_err(Error::driver("synchronizing before capture"))?;
+        s.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .map_err(Error::driver("beginning stream capture"))?;
+        let mut enq = Ok(0);
+        for r in 0..reps {
+            for (k, &orig) in rot.which.iter().enumerate() {
+                self.remap[orig].set(rot.sets[r % rot.sets.len()][k]);
+            }
+            for (k, &(half, orig)) in rot.weights.iter().enumerate() {
+                let map = if half { &self.wmap16 } else { &self.wmap32 };
+                map[orig].set(rot.wsets[r % rot.wsets.len()][k]);
+            }
+            enq = self.enqueue_layer(layer, 1);
+            if enq.is_err() {
+                break;
+            }
+        }
+        for &orig in &rot.which {
+            self.remap[orig].set(orig);
+        }
+        for &(half, orig) in &rot.weights {
+            let map = if half { &self.wmap16 } else { &self.wmap32 };
+            map[orig].set(orig);
+        }
+        let graph = s.end_capture(CUgraphInstantiate_flags(0)).map_err(Error::driver("ending stream capture"));
+        enq?;
+        let graph = graph?.ok_or_else(|| Error::Invalid(format!("layer {layer} has no launches to capture")))?;
+        graph.upload().map_err(Error::driver("uploading a CUDA graph"))?;
+        Ok(GraphExec { graph })
+    }
+
     /// Makes every launch publish its (layer, iteration) in `cell` (the profiler's
     /// CUPTI tagging); `None` turns it off.
     pub fn set_tag_cell(&mut self, cell: Option<Arc<cnnergy_cupti::TagCell>>) {
@@ -1227,8 +1609,8 @@ impl Plan {
 
     fn launch(&self, s: &Step) -> Result<()> {
         let gpu = &self.gpu;
-        let w = |i: usize| self.w32[i].slice(..);
-        let wo = |i: Option<usize>| i.map(|i| self.w32[i].slice(..));
+        let w = |i: usize| self.w32[self.wmap32[i].get()].slice(..);
+        let wo = |i: Option<usize>| i.map(|i| self.w32[self.wmap32[i].get()].slice(..));
         match s {
             Step::ConvSimt { spec, conv, epi, x, w: wi, bias, scale, shift, residual, y } => {
                 let xs = self.r32(*x)?;
@@ -1255,7 +1637,7 @@ impl Plan {
                 };
                 let ops = tensorcore::ConvOperands {
                     x: xs.slice(0..x.len),
-                    w: self.w16[*wi].slice(..),
+                    w: self.w16[self.wmap16[*wi].get()].slice(..),
                     bias: wo(*bias),
                     scale: wo(*scale),
                     shift: wo(*shift),
@@ -1263,6 +1645,23 @@ impl Plan {
                 };
                 let mut ys = self.w16m(*y)?;
                 tensorcore::conv2d(gpu, DType::F16, conv, *act, &ops, &mut ys.slice_mut(0..y.len))?;
+            }
+            Step::ConvTf32 { conv, act, x, w: wi, bias, scale, shift, residual, y } => {
+                let xs = self.r32(*x)?;
+                let rs = match residual {
+                    Some(r) => Some(self.r32(*r)?),
+                    None => None,
+                };
+                let ops = tensorcore::ConvOperands {
+                    x: xs.slice(0..x.len),
+                    w: w(*wi),
+                    bias: wo(*bias),
+                    scale: wo(*scale),
+                    shift: wo(*shift),
+                    residual: rs.as_ref().zip(*residual).map(|(r, b)| r.slice(0..b.len)),
+                };
+                let mut ys = self.w32m(*y)?;
+                tensorcore::conv2d(gpu, DType::F32, conv, *act, &ops, &mut ys.slice_mut(0..y.len))?;
             }
             Step::ConvDw { conv, act, x, w: wi, bias, scale, shift, residual, y } => {
                 let xs = self.r16(*x)?;
@@ -1272,7 +1671,7 @@ impl Plan {
                 };
                 let ops = tensorcore::ConvOperands {
                     x: xs.slice(0..x.len),
-                    w: self.w16[*wi].slice(..),
+                    w: self.w16[self.wmap16[*wi].get()].slice(..),
                     bias: wo(*bias),
                     scale: wo(*scale),
                     shift: wo(*shift),
@@ -1293,17 +1692,33 @@ impl Plan {
                 let mut ys = self.w16m(*c)?;
                 // M <= 8: the weight-streaming small-batch kernel; otherwise split-K (two
                 // launches) when the output tiles cannot fill the SMs.
-                let mut ws = match &self.splitk_ws {
-                    Some(w) => Some(w.try_borrow_mut().map_err(|_| busy("split-K workspace"))?),
-                    None => None,
-                };
+                let mut ws = self.splitk_workspace()?;
                 let mut wsv = ws.as_mut().map(|w| w.as_view_mut());
                 smallm::gemm_fc(
                     gpu,
                     DType::F16,
                     g,
                     &xs.slice(0..a.len),
-                    &self.w16[*wi].slice(..),
+                    &self.w16[self.wmap16[*wi].get()].slice(..),
+                    bias.as_ref(),
+                    wsv.as_mut(),
+                    &mut ys.slice_mut(0..c.len),
+                )?;
+            }
+            Step::GemmTf32 { gemm: g, a, w: wi, bias, c } => {
+                let xs = self.r32(*a)?;
+                let bias = wo(*bias);
+                let mut ys = self.w32m(*c)?;
+                // f32 data: gemm_fc takes the tensor-core GEMM, split-K when the output
+                // tiles cannot fill the SMs (the workspace is sized for that).
+                let mut ws = self.splitk_workspace()?;
+                let mut wsv = ws.as_mut().map(|w| w.as_view_mut());
+                smallm::gemm_fc(
+                    gpu,
+                    DType::F32,
+                    g,
+                    &xs.slice(0..a.len),
+                    &w(*wi),
                     bias.as_ref(),
                     wsv.as_mut(),
                     &mut ys.slice_mut(0..c.len),
@@ -1312,6 +1727,13 @@ impl Plan {
             Step::Pool { p, x, y } => {
                 let (xs, mut ys) = (self.r32(*x)?, self.w32m(*y)?);
                 memory::pool2d_f32(gpu, p, &xs.slice(0..x.len), &mut ys.slice_mut(0..y.len))?;
+            }
+            Step::PoolNhwcF32 { p, x, y } => {
+                let (xs, mut ys) = (self.r32(*x)?, self.w32m(*y)?);
+                if p.kind != crate::ops::PoolKind::GlobalAvg {
+                    return Err(Error::Invalid("GPU executor: NHWC f32 pooling is global average only".into()));
+                }
+                memory::global_avg_pool_nhwc_f32(gpu, p, &xs.slice(0..x.len), &mut ys.slice_mut(0..y.len))?;
             }
             Step::PoolF16 { p, x, y } => {
                 let (xs, mut ys) = (self.r16(*x)?, self.w16m(*y)?);
@@ -1491,7 +1913,8 @@ impl Drop for Plan {
 
 /// Runs the graph on the GPU (plan built from `opts`) and on the CPU reference with the
 /// same graph, weights and a seeded input; returns the relative L2 error of the logits.
-/// Errors if it exceeds the tolerance: 1e-4 for f32 (SIMT, no TF32), 1e-2 for f16.
+/// Errors if it exceeds the tolerance: 1e-4 for f32 (SIMT, no TF32), 5e-3 for tf32
+/// (10-bit mantissa operands, f32 accumulation), 1e-2 for f16.
 pub fn check_against_cpu(gpu: &Gpu, g: &Graph, w: &Weights, opts: &ExecOptions, seed: u64) -> Result<f64> {
     let input = crate::weights::seeded_input(g.tensors[g.input].dims, seed);
     let plan = Plan::new(gpu, g, w, opts)?;
@@ -1499,14 +1922,24 @@ pub fn check_against_cpu(gpu: &Gpu, g: &Graph, w: &Weights, opts: &ExecOptions, 
     drop(plan);
     let want = crate::exec_cpu::run(g, w, &input)?;
     let rel = rel_l2(&got, &want)?;
-    let tol = if opts.dtype == DType::F32 { 1e-4 } else { 1e-2 };
+    let tol = check_tolerance(opts);
     if rel.is_nan() || rel > tol {
         return Err(Error::Invalid(format!(
-            "{} ({:?}): GPU logits differ from the CPU reference by relative L2 {rel:.3e} > {tol:.0e}",
-            g.name, opts.dtype
+            "{} ({}): GPU logits differ from the CPU reference by relative L2 {rel:.3e} > {tol:.0e}",
+            g.name,
+            opts.precision()
         )));
     }
     Ok(rel)
+}
+
+/// The relative L2 error [`check_against_cpu`] accepts for `opts`' precision.
+pub fn check_tolerance(opts: &ExecOptions) -> f64 {
+    match (opts.dtype, opts.tf32) {
+        (DType::F32, false) => 1e-4,
+        (DType::F32, true) => 5e-3,
+        _ => 1e-2,
+    }
 }
 
 /// Relative L2 distance `|a - b| / |b|` (NaN-safe: a non-finite value is an error).
@@ -1537,12 +1970,22 @@ fn oe(e: crate::ops::OpError) -> Error {
     Error::Invalid(e.to_string())
 }
 
+/// `v` rounded to tf32 as the tensor-core kernels do (`cvt.rna.tf32.f32`: 10 mantissa
+/// bits, round to nearest, ties away from zero).
+fn tf32_round(mut v: Vec<f32>) -> Vec<f32> {
+    for x in v.iter_mut().filter(|x| x.is_finite()) {
+        *x = f32::from_bits((x.to_bits() + 0x1000) & !0x1fff);
+    }
+    v
+}
+
 fn rnd(y: Vec<f64>) -> Vec<f32> {
     y.into_iter().map(|v| v as f32).collect()
 }
 
 /// Runs `bp`'s launch list on the CPU with the f64 reference functions, every buffer of
-/// the plan emulated (poisoned with NaN first, f16 buffers holding f16 bits), so a
+/// the plan emulated (poisoned with NaN first, f16 buffers holding f16 bits, TF32 operands
+/// rounded to tf32), so a
 /// memory-plan, layout, conversion or weight-order bug shows up as wrong logits without
 /// a GPU. Needs the blueprint's host weights (as [`blueprint`] returns it). Returns the
 /// NCHW f32 output.
@@ -1624,6 +2067,21 @@ pub fn emulate(bp: &Blueprint, input: &[f32]) -> Result<Vec<f32>> {
                 let out = rnd(r::conv2d(conv, Layout::Nhwc, &xs, &wt, &args).map_err(oe)?);
                 put(&mut bufs, *y, &out)?;
             }
+            Step::ConvTf32 { conv, act, x, w: wi, bias, scale, shift, residual, y } => {
+                // The kernel rounds both operands to tf32; the epilogue stays f32.
+                let xs = tf32_round(get32(&bufs, *x)?);
+                let rs = residual.map(|b| get32(&bufs, b)).transpose()?;
+                let wt = tf32_round(r::ohwi_to_oihw(w(*wi), conv.weight_dims()).map_err(oe)?);
+                let args = EpilogueArgs {
+                    bias: wo(*bias),
+                    scale: wo(*scale),
+                    shift: wo(*shift),
+                    residual: rs.as_deref(),
+                    act: *act,
+                };
+                let out = rnd(r::conv2d(conv, Layout::Nhwc, &xs, &wt, &args).map_err(oe)?);
+                put(&mut bufs, *y, &out)?;
+            }
             Step::ConvDw { conv, act, x, w: wi, bias, scale, shift, residual, y } => {
                 let xs = get16(&bufs, *x)?;
                 let rs = residual.map(|b| get16(&bufs, b)).transpose()?;
@@ -1653,8 +2111,18 @@ pub fn emulate(bp: &Blueprint, input: &[f32]) -> Result<Vec<f32>> {
                 let out = r::gemm(&gm, &a, &wt, wo(*bias)).map_err(oe)?;
                 put(&mut bufs, *c, &rnd(out.into_iter().map(|v| g.act.apply(v)).collect()))?;
             }
+            Step::GemmTf32 { gemm: g, a, w: wi, bias, c } => {
+                let a = tf32_round(get32(&bufs, *a)?);
+                let gm = Gemm::linear(g.m, g.k, g.n, bias.is_some()).with_scalars(g.alpha, 1.0);
+                let out = r::gemm(&gm, &a, &tf32_round(w(*wi).to_vec()), wo(*bias)).map_err(oe)?;
+                put(&mut bufs, *c, &rnd(out.into_iter().map(|v| g.act.apply(v)).collect()))?;
+            }
             Step::Pool { p, x, y } => {
                 let out = rnd(r::pool2d(p, Layout::Nchw, &get32(&bufs, *x)?).map_err(oe)?);
+                put(&mut bufs, *y, &out)?;
+            }
+            Step::PoolNhwcF32 { p, x, y } => {
+                let out = rnd(r::pool2d(p, Layout::Nhwc, &get32(&bufs, *x)?).map_err(oe)?);
                 put(&mut bufs, *y, &out)?;
             }
             Step::PoolF16 { p, x, y } => {
@@ -1761,6 +2229,27 @@ mod tests {
             assert!((a - b).abs() < 1e-9, "{a} {b}");
         }
         assert!(permute_linear_nhwc(&w, out + 1, [c, h, wd]).is_err());
+    }
+
+    #[test]
+    fn tf32_rounding_keeps_10_mantissa_bits_ties_away() {
+        let ulp = 2f32.powi(-10); // tf32's unit in the last place at 1.0
+        let got = tf32_round(vec![1.0 + ulp / 2.0, 1.0 + ulp / 4.0, -(1.0 + ulp / 2.0), 3.0, f32::NAN]);
+        assert_eq!(&got[..4], &[1.0 + ulp, 1.0, -(1.0 + ulp), 3.0]);
+        assert!(got[4].is_nan());
+    }
+
+    #[test]
+    fn precision_names_round_trip() {
+        for (name, canon, tol) in
+            [("f32", "f32", 1e-4), ("fp32", "f32", 1e-4), ("tf32", "tf32", 5e-3), ("fp16", "f16", 1e-2)]
+        {
+            let o = ExecOptions::from_name(name).unwrap();
+            assert_eq!((o.precision(), check_tolerance(&o)), (canon, tol), "{name}");
+            assert_eq!(ExecOptions::from_name(canon), Some(o));
+        }
+        assert_eq!(ExecOptions::tf32().dtype, DType::F32);
+        assert!(ExecOptions::from_name("bf16").is_none() && ExecOptions::from_name("TF32").is_none());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct DeviceInfo {
     pub cc_minor: i32,
     pub sm_count: u32,
     pub memory_bytes: u64,
+    /// L2 cache size (replay sizes its rotating buffers from it).
+    pub l2_bytes: u64,
     /// The kernel driver's version string, e.g. "580.159.04" (from NVML).
     pub driver_version: Option<String>,
     /// The CUDA version the driver supports, e.g. (13, 0).
@@ -103,6 +105,7 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
             cc_minor: driver_attr(dev, Attr::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
             sm_count: driver_attr(dev, Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32,
             memory_bytes,
+            l2_bytes: driver_attr(dev, Attr::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?.max(0) as u64,
             cuda_driver_version: (version / 1000, (version % 1000) / 10),
             energy_counter_mj: Err("NVML unavailable".into()),
             power_samples: Err("NVML unavailable".into()),

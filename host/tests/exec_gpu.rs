@@ -4,12 +4,13 @@
 
 use cnnergy_host::exec_cpu;
 use cnnergy_host::exec_gpu::{
-    blueprint, emulate, live_ranges, permute_linear_nhwc, plan_memory, rel_l2, select_kernels, ExecOptions, Kernel,
-    Step,
+    blueprint, emulate, live_ranges, permute_linear_nhwc, plan_memory, rel_l2, select_kernels, BufKind, ExecOptions,
+    Kernel, Step,
 };
 use cnnergy_host::graph::{Builder, Graph, Op, WeightRole};
+use cnnergy_host::launch::tensorcore;
 use cnnergy_host::models;
-use cnnergy_host::ops::{Act, Conv2d, DType, Pool2d};
+use cnnergy_host::ops::{Act, Conv2d, DType, Layout, Pool2d, PoolKind};
 use cnnergy_host::registry::LayerType;
 use cnnergy_host::rewrite::{self, RewriteOptions};
 use cnnergy_host::weights::{seeded_input, Weights};
@@ -131,13 +132,22 @@ fn variant_overrides_and_clear_errors() {
     let opts = ExecOptions::new(DType::F32).with_variants("conv=pointwise").unwrap();
     let e = select_kernels(&g, &opts, 132).unwrap_err().to_string();
     assert!(e.contains("layer `") && e.contains("(Conv)") && e.contains("pointwise needs"), "{e}");
-    let opts = ExecOptions { dtype: DType::F32, variants: vec![(LayerType::Conv, "nope".into())] };
+    let opts = ExecOptions { dtype: DType::F32, tf32: false, variants: vec![(LayerType::Conv, "nope".into())] };
     assert!(select_kernels(&g, &opts, 132).unwrap_err().to_string().contains("is not one of"));
     // The tensor-core variant forced on depthwise convs.
     let opts = ExecOptions::new(DType::F16).with_variants("conv=implicit_gemm_tc").unwrap();
     let e = select_kernels(&g, &opts, 132).unwrap_err().to_string();
     assert!(e.contains("does not run grouped convs"), "{e}");
     assert!(select_kernels(&g, &ExecOptions::new(DType::BF16), 132).is_err());
+    // TF32 is f32 data only; it has no depthwise kernel and no grouped tensor-core conv.
+    let e = select_kernels(&g, &ExecOptions { tf32: true, ..ExecOptions::new(DType::F16) }, 132).unwrap_err();
+    assert!(e.to_string().contains("tf32 with f16 data"), "{e}");
+    let opts = ExecOptions::tf32().with_variants("conv=depthwise_nhwc").unwrap();
+    let e = select_kernels(&g, &opts, 132).unwrap_err().to_string();
+    assert!(e.contains("layer `") && e.contains("f16 kernels only"), "{e}");
+    let opts = ExecOptions::tf32().with_variants("conv=implicit_gemm_tc").unwrap();
+    let e = select_kernels(&g, &opts, 132).unwrap_err().to_string();
+    assert!(e.contains("does not run grouped convs"), "{e}");
     // A softmax over a spatial axis has no kernel.
     let (mut b, x) = Builder::new("sm", [1, 4, 2, 2]);
     let s = b.softmax(x, "softmax").unwrap();
@@ -147,7 +157,8 @@ fn variant_overrides_and_clear_errors() {
 }
 
 /// The launch list, run by the CPU emulator (buffers poisoned, memory reuse as planned),
-/// matches the CPU reference backend: f32 to rounding, f16 to 1e-2.
+/// matches the CPU reference backend: f32 to rounding, tf32 (operands rounded to tf32 as
+/// the kernels do) within `--check`'s 5e-3, f16 to 1e-2.
 fn emulated_matches(model: &str) {
     // VGG's unfused graph adds nothing the fused one lacks but doubles the (slow, debug)
     // reference convs.
@@ -156,11 +167,14 @@ fn emulated_matches(model: &str) {
         let w = Weights::seeded(&g, 7);
         let input = seeded_input(g.tensors[g.input].dims, 7);
         let want = exec_cpu::run(&g, &w, &input).unwrap();
-        for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 1e-2)] {
-            let bp = blueprint(&g, &w, &ExecOptions::new(dtype), 132).unwrap_or_else(|e| panic!("{label}: {e}"));
-            let got = emulate(&bp, &input).unwrap_or_else(|e| panic!("{label} {dtype:?}: {e}"));
-            let rel = rel_l2(&got, &want).unwrap_or_else(|e| panic!("{label} {dtype:?}: {e}"));
-            assert!(rel < tol, "{label} {dtype:?}: rel L2 {rel:e}");
+        for (opts, tol) in
+            [(ExecOptions::new(DType::F32), 1e-5), (ExecOptions::tf32(), 5e-3), (ExecOptions::new(DType::F16), 1e-2)]
+        {
+            let dtype = opts.precision();
+            let bp = blueprint(&g, &w, &opts, 132).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let got = emulate(&bp, &input).unwrap_or_else(|e| panic!("{label} {dtype}: {e}"));
+            let rel = rel_l2(&got, &want).unwrap_or_else(|e| panic!("{label} {dtype}: {e}"));
+            assert!(rel < tol, "{label} {dtype}: rel L2 {rel:e}");
             // Buffers referenced exist and are large enough.
             assert!(bp.launches.iter().all(|l| l.layer_id == u32::MAX || (l.layer_id as usize) < g.nodes.len()));
         }
@@ -357,4 +371,129 @@ fn small_channel_input_read_by_a_non_conv_is_not_padded() {
     let want = exec_cpu::run(&g, &w, &input).unwrap();
     let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
     assert!(rel < 1e-2, "{rel}");
+}
+
+/// Every node of every built-in model (fused and unfused) gets its TF32-mode kernel:
+/// dense convs and linear layers on the TF32 tensor cores, global pooling, activations,
+/// adds, concats and the classifier softmax natively on NHWC f32, the rest as islands;
+/// every buffer holds f32 and the launch list names only TF32 tensor-core symbols.
+#[test]
+fn tf32_plans_put_convs_and_linears_on_tf32_tensor_cores() {
+    for (label, g) in graphs() {
+        let ks = select_kernels(&g, &ExecOptions::tf32(), 132).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let (mut dense, mut linear) = (0, 0);
+        for (n, k) in g.nodes.iter().zip(&ks) {
+            match (&n.op, k) {
+                (Op::Flatten | Op::Identity, Kernel::Alias) => {}
+                (Op::Conv { conv, .. }, Kernel::ConvTc) if conv.groups == 1 => dense += 1,
+                (Op::Conv { conv, .. }, Kernel::Island(k)) if conv.groups > 1 && matches!(**k, Kernel::ConvSimt(_)) => {
+                }
+                (Op::Linear { .. }, Kernel::GemmTc) => linear += 1,
+                (Op::Pool(p), Kernel::Memory) if p.kind == PoolKind::GlobalAvg => {}
+                (Op::Pool(p), Kernel::Island(k)) if p.kind != PoolKind::GlobalAvg && **k == Kernel::Memory => {}
+                (Op::Act(_) | Op::Add { .. } | Op::Concat | Op::Softmax(_), Kernel::Memory) => {}
+                (Op::BatchNorm(_) | Op::Lrn(_), Kernel::Island(_)) => {}
+                (op, k) => panic!("{label} tf32: {} got {}", n.name, k.describe(op)),
+            }
+        }
+        assert!(dense > 0, "{label}");
+        let w = Weights::seeded(&g, 1);
+        let bp = blueprint(&g, &w, &ExecOptions::tf32(), 132).unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(bp.precision(), "tf32");
+        assert!(bp.bufs.iter().all(|&(k, _)| k == BufKind::F32), "{label}: a non-f32 buffer");
+        assert!(bp.w16.is_empty(), "{label}: 16-bit weights");
+        let (mut conv_steps, mut gemm_steps) = (0, 0);
+        for l in &bp.launches {
+            match &l.step {
+                Step::ConvTf32 { conv, .. } => {
+                    conv_steps += 1;
+                    let (sym, _) = tensorcore::conv_kernel(DType::F32, conv.c_in, conv.c_out);
+                    assert!(sym.starts_with("conv2d_igemm_tf32_nhwc"), "{label}: {sym}");
+                    // Only the 3-channel first conv misses the c_in % 4 fast path.
+                    assert_eq!(sym.ends_with("_gather"), conv.c_in == 3, "{label}: {sym} for c_in {}", conv.c_in);
+                }
+                Step::GemmTf32 { gemm, .. } => {
+                    gemm_steps += 1;
+                    assert!(tensorcore::gemm_symbol(DType::F32, gemm).starts_with("gemm_tf32"), "{label}");
+                }
+                Step::ConvTc { .. } | Step::GemmTc { .. } | Step::ConvDw { .. } | Step::GemmSimt { .. } => {
+                    panic!("{label}: {:?} in a tf32 plan", l.step)
+                }
+                Step::ConvSimt { conv, .. } => assert!(conv.groups > 1, "{label}: a dense SIMT conv"),
+                _ => {}
+            }
+        }
+        assert_eq!((conv_steps, gemm_steps), (dense, linear), "{label}");
+        // ResNet-50 has no grouped conv: no SIMT conv at all.
+        if label.starts_with("resnet50") {
+            assert!(!bp.launches.iter().any(|l| matches!(l.step, Step::ConvSimt { .. })), "{label}");
+        }
+    }
+}
+
+#[test]
+fn spatial_flatten_linear_gets_nhwc_weights_in_tf32() {
+    // As the f16 case: conv -> [2, 8, 3, 3] -> flatten -> linear, here on f32 weights.
+    let (mut b, x) = Builder::new("flat", [2, 3, 5, 5]);
+    let c = b.conv(x, "conv", 8, Conv2d::new(0, 0, 0, 0, 0, 3, 3), true).unwrap();
+    let r = b.act(c, "relu", Act::Relu).unwrap();
+    let f = b.flatten(r, "flatten");
+    let l = b.linear(f, "fc", 10, true).unwrap();
+    let g = b.finish(l).unwrap();
+    let w = Weights::seeded(&g, 3);
+    let fc = w.get("fc.weight").unwrap();
+    let perm = permute_linear_nhwc(fc, 10, [8, 3, 3]).unwrap();
+    let input = seeded_input([2, 3, 5, 5], 3);
+    let want = exec_cpu::run(&g, &w, &input).unwrap();
+    // The tensor-core GEMM and a SIMT override (which reads the NHWC f32 data directly).
+    for opts in [ExecOptions::tf32(), ExecOptions::tf32().with_variants("gemm=gemv").unwrap()] {
+        let mut bp = blueprint(&g, &w, &opts, 132).unwrap();
+        let wi = bp
+            .launches
+            .iter()
+            .find_map(|l| match l.step {
+                Step::GemmTf32 { w, .. } | Step::GemmSimt { w, .. } => Some(w),
+                _ => None,
+            })
+            .expect("a gemm step");
+        assert_eq!(bp.w32[wi], perm, "{:?}", opts.variants);
+        let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
+        assert!(rel < 5e-3, "{rel}");
+        // Without the permutation the answer is wrong: the check has teeth.
+        bp.w32[wi] = fc.to_vec();
+        let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
+        assert!(rel > 0.05, "{rel}");
+    }
+    // The first (3-channel) conv reads the transposed, unpadded input.
+    let bp = blueprint(&g, &w, &ExecOptions::tf32(), 132).unwrap();
+    let Step::Transpose { dims, to: Layout::Nhwc, .. } = bp.launches[0].step else {
+        panic!("first launch: {:?}", bp.launches[0].step)
+    };
+    assert_eq!(dims, [2, 3, 5, 5]);
+    assert!(matches!(bp.launches[1].step, Step::ConvTf32 { conv, .. } if conv.c_in == 3));
+}
+
+#[test]
+fn tf32_concat_runs_over_pixels_and_matches_the_reference() {
+    // Two branches of different widths concatenated: each part is a pixel-major copy.
+    let (mut b, x) = Builder::new("cat", [2, 4, 3, 5]);
+    let c1 = b.conv(x, "c1", 3, Conv2d::new(0, 0, 0, 0, 0, 1, 1), true).unwrap();
+    let c2 = b.conv(x, "c2", 5, Conv2d::new(0, 0, 0, 0, 0, 3, 3).with_pad(1, 1), true).unwrap();
+    let cat = b.concat(&[c1, c2], "cat").unwrap();
+    let g = b.finish(cat).unwrap();
+    let w = Weights::seeded(&g, 4);
+    let bp = blueprint(&g, &w, &ExecOptions::tf32(), 132).unwrap();
+    let parts: Vec<(usize, usize, usize, usize, usize)> = bp
+        .launches
+        .iter()
+        .filter_map(|l| match l.step {
+            Step::ConcatPart { n, c, hw, c_total, offset, .. } => Some((n, c, hw, c_total, offset)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(parts, vec![(2 * 15, 3, 1, 8, 0), (2 * 15, 5, 1, 8, 3)]);
+    let input = seeded_input([2, 4, 3, 5], 4);
+    let want = exec_cpu::run(&g, &w, &input).unwrap();
+    let rel = rel_l2(&emulate(&bp, &input).unwrap(), &want).unwrap();
+    assert!(rel < 5e-3, "{rel}");
 }

@@ -43,6 +43,26 @@ unsafe fn affine4<const A: u32>(
                 z: act::<A>(v.z.mul_add(s, t), lo, hi),
                 w: act::<A>(v.w.mul_add(s, t), lo, hi),
             }
+        } else if fd_hw.d() >= 4 {
+            // Planes of >= 4 elements (7x7, 14x14 odd multiples): the four elements span
+            // at most two planes, so one division gives both channels and the parameters
+            // of the second are loaded only when the vector crosses into it.
+            let (pl, r) = fd_hw.divmod(e);
+            let ch = fd_c.rem(pl);
+            let s0 = ld_global_nc_f32(scale.add(ch as usize));
+            let t0 = ld_global_nc_f32(shift.add(ch as usize));
+            let (mut s1, mut t1) = (s0, t0);
+            if r + 3 >= fd_hw.d() {
+                let ch1 = if ch + 1 == fd_c.d() { 0 } else { ch + 1 };
+                s1 = ld_global_nc_f32(scale.add(ch1 as usize));
+                t1 = ld_global_nc_f32(shift.add(ch1 as usize));
+            }
+            let hw = fd_hw.d();
+            let f = |x: f32, k: u32| {
+                let (s, t) = if r + k < hw { (s0, t0) } else { (s1, t1) };
+                act::<A>(x.mul_add(s, t), lo, hi)
+            };
+            f32x4 { x: f(v.x, 0), y: f(v.y, 1), z: f(v.z, 2), w: f(v.w, 3) }
         } else {
             let ch = |k: u32| fd_c.rem(fd_hw.div(e + k));
             f32x4 {
@@ -98,9 +118,10 @@ unsafe fn affine<const A: u32>(
 ///
 /// Thread mapping: a flat grid-stride over 16-byte vectors of the whole tensor (so small
 /// planes such as 7x7 waste no threads), four vectors per thread per step. The channel of
-/// an element is `(i / hw) % c`, computed with [`FastDiv`] (two `mul.hi` per vector when
-/// `hw % 4 == 0`, per element otherwise); `scale`/`shift` come through the read-only
-/// cache. The last `len % 4` elements by the grid's first threads. Any 1-D grid.
+/// an element is `(i / hw) % c`, computed with [`FastDiv`]: two `mul.hi` and one
+/// `scale`/`shift` pair per vector when `hw % 4 == 0`; otherwise, for `hw >= 4`, the same
+/// plus a second pair when the vector crosses into the next plane; per element for
+/// `hw < 4`. `scale`/`shift` come through the read-only cache. The last `len % 4` elements by the grid's first threads. Any 1-D grid.
 ///
 /// # Safety
 /// `x` and `y` hold `n*c*hw` f32, 16-byte aligned, `y` equal to `x` (in place) or not

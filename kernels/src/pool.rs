@@ -444,6 +444,232 @@ pub unsafe extern "ptx-kernel" fn pool_avg_f16_nhwc(p: PoolParams, x: *const u16
     unsafe { dispatch_k!(&p, window_pool_nhwc_f16, POOL_AVG, &p, x, y) }
 }
 
+/// Output rows per thread of [`pool_max_strip_f32_nchw`] (a strip of a plane's column).
+pub const STRIP_ROWS_F32: u32 = 4;
+/// Output rows per thread of [`pool_max_strip_f16_nhwc`] (fewer: each tap is 16 bytes).
+pub const STRIP_ROWS_F16: u32 = 2;
+
+/// What one tap of the max-pool strip kernels is: one f32 (NCHW) or eight f16 channels
+/// (NHWC, one 16-byte vector). Offsets are in elements from a byte base pointer.
+trait MaxTap: Copy {
+    fn neg_inf() -> Self;
+    unsafe fn load(base: *const u8, off: u32) -> Self;
+    fn max(self, o: Self) -> Self;
+    unsafe fn store(self, base: *mut u8, off: u32);
+}
+
+impl MaxTap for f32 {
+    #[inline(always)]
+    fn neg_inf() -> f32 {
+        f32::NEG_INFINITY
+    }
+    #[inline(always)]
+    unsafe fn load(base: *const u8, off: u32) -> f32 {
+        unsafe { ld_global_nc_f32((base as *const f32).add(off as usize)) }
+    }
+    #[inline(always)]
+    fn max(self, o: f32) -> f32 {
+        max_nan(self, o)
+    }
+    #[inline(always)]
+    unsafe fn store(self, base: *mut u8, off: u32) {
+        unsafe { *(base as *mut f32).add(off as usize) = self }
+    }
+}
+
+/// `max.NaN.f16x2` (sm_80+): max of packed f16 pairs, no widening (max is exact; a NaN
+/// operand gives the canonical NaN, as the f32 path gives a NaN).
+#[inline(always)]
+fn max_nan_f16x2(a: u32, b: u32) -> u32 {
+    let r: u32;
+    unsafe {
+        asm!("max.NaN.f16x2 {r}, {a}, {b};", r = out(reg32) r, a = in(reg32) a, b = in(reg32) b, options(pure, nomem, nostack));
+    }
+    r
+}
+
+impl MaxTap for u32x4 {
+    #[inline(always)]
+    fn neg_inf() -> u32x4 {
+        // f16 -inf (0xfc00) in both halves of every word.
+        let m = 0xfc00_fc00;
+        u32x4 { x: m, y: m, z: m, w: m }
+    }
+    #[inline(always)]
+    unsafe fn load(base: *const u8, off: u32) -> u32x4 {
+        unsafe { ld_global_nc_u32x4((base as *const u16).add(off as usize) as *const u32) }
+    }
+    #[inline(always)]
+    fn max(self, o: u32x4) -> u32x4 {
+        u32x4 {
+            x: max_nan_f16x2(self.x, o.x),
+            y: max_nan_f16x2(self.y, o.y),
+            z: max_nan_f16x2(self.z, o.z),
+            w: max_nan_f16x2(self.w, o.w),
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(self, base: *mut u8, off: u32) {
+        unsafe { st_global_u32x4((base as *mut u16).add(off as usize) as *mut u32, self) }
+    }
+}
+
+/// Max pooling with a `K x K` window (K = 2 or 3), vertical stride `S` (1 or 2), no
+/// dilation, any horizontal stride and padding, floor or ceil mode, for NCHW f32
+/// (`T = f32`, `NHWC = false`) or NHWC f16 (`T = u32x4`, eight channels per item).
+///
+/// A thread owns a strip of `R` vertically adjacent outputs of one output column (one
+/// channel group in NHWC). It walks the strip's input rows top to bottom, reducing each
+/// row's `K` taps to a row maximum once, and folds every row maximum into each output
+/// whose window covers it: windows overlapping by `K - S` rows (3x3 s2: one row; 3x3 s1:
+/// two) reuse the row maxima in registers instead of loading the rows again — 3x3 s2 over
+/// four rows loads 9 rows instead of 12 — and the index arithmetic (three `FastDiv`) and
+/// the column bounds checks are done once per strip, not per output. Taps outside the
+/// input never win (padding), a window with no tap inside gives -inf, NaN propagates.
+#[inline(always)]
+unsafe fn max_strip<T: MaxTap, const NHWC: bool, const K: u32, const S: u32, const R: u32>(
+    p: &PoolParams,
+    x: *const u8,
+    y: *mut u8,
+) {
+    let (oh, ow) = (p.out_h, p.out_w);
+    let strips = oh.div_ceil(R);
+    // NHWC: an item is 8 channels of a pixel, pixels `c` elements apart; NCHW: an item is
+    // one element and every plane is an "image" of one channel.
+    let (imgs, groups, px) = if NHWC { (p.n, p.c >> 3, p.c) } else { (p.n * p.c, 1, 1) };
+    let total = imgs * strips * ow * groups;
+    let (fd_g, fd_ow, fd_st) = (FastDiv::new(groups), FastDiv::new(ow), FastDiv::new(strips));
+    let (h, w) = (p.h as i32, p.w as i32);
+    let (in_row, out_row) = (p.w * px, ow * px);
+    let (in_img, out_img) = (p.h * in_row, oh * out_row);
+    let stride = grid_stride_x();
+    let mut i = global_idx_x();
+    while i < total {
+        let (q, g) = fd_g.divmod(i);
+        let (q, ox) = fd_ow.divmod(q);
+        let (img, st) = fd_st.divmod(q);
+        let oy0 = st * R;
+        let y0 = (oy0 * S) as i32 - p.pad_h as i32;
+        let x0 = (ox * p.stride_w) as i32 - p.pad_w as i32;
+        // Columns of the K taps, and whether each is inside the input (fixed for the strip).
+        let ok = |kx: i32| K as i32 > kx && x0 + kx >= 0 && x0 + kx < w;
+        let (c0, c1, c2) = (ok(0), ok(1), ok(2));
+        let in_base = img * in_img + g * 8 + (x0.max(0) as u32) * px;
+        let out_base = img * out_img + oy0 * out_row + ox * px + g * 8;
+        // Element offsets of taps 1 and 2 from the first in-bounds column (x0 < 0 only
+        // with padding, when tap 0 is out).
+        let (d1, d2) = if x0 >= 0 {
+            (px, 2 * px)
+        } else if x0 == -1 {
+            (0, px)
+        } else {
+            (0, 0)
+        };
+        // The maximum of input row `iy` over the window's columns (-inf outside the input).
+        let row_max = |iy: i32| {
+            let mut m = T::neg_inf();
+            if iy >= 0 && iy < h {
+                let r = in_base + iy as u32 * in_row;
+                if c0 {
+                    m = m.max(T::load(x, r));
+                }
+                if c1 {
+                    m = m.max(T::load(x, r + d1));
+                }
+                if c2 {
+                    m = m.max(T::load(x, r + d2));
+                }
+            }
+            m
+        };
+        let live = |j: u32| oy0 + j < oh;
+        if K == 3 && S == 2 {
+            // Output j covers rows 2j, 2j+1, 2j+2 of the strip: row 2j is row 2(j-1)+2.
+            let mut prev = row_max(y0);
+            let mut j = 0;
+            while j < R {
+                if live(j) {
+                    let a = row_max(y0 + 2 * j as i32 + 1);
+                    let b = row_max(y0 + 2 * j as i32 + 2);
+                    prev.max(a).max(b).store(y, out_base + j * out_row);
+                    prev = b;
+                }
+                j += 1;
+            }
+        } else if K == 3 {
+            // S = 1: output j covers rows j, j+1, j+2.
+            let mut m0 = row_max(y0);
+            let mut m1 = row_max(y0 + 1);
+            let mut j = 0;
+            while j < R {
+                if live(j) {
+                    let m2 = row_max(y0 + j as i32 + 2);
+                    m0.max(m1).max(m2).store(y, out_base + j * out_row);
+                    m0 = m1;
+                    m1 = m2;
+                }
+                j += 1;
+            }
+        } else {
+            // K = 2, S = 2: disjoint rows 2j, 2j+1.
+            let mut j = 0;
+            while j < R {
+                if live(j) {
+                    let a = row_max(y0 + 2 * j as i32);
+                    let b = row_max(y0 + 2 * j as i32 + 1);
+                    a.max(b).store(y, out_base + j * out_row);
+                }
+                j += 1;
+            }
+        }
+        i += stride;
+    }
+}
+
+/// Runs `max_strip::<T, NHWC, K, S, R>` for the supported (K, S) of `p`; nothing for
+/// others (the host launches these kernels only for [`max_strip`]'s windows).
+macro_rules! dispatch_strip {
+    ($p:expr, $t:ty, $nhwc:expr, $r:expr, $x:expr, $y:expr) => {{
+        let p = $p;
+        if p.kh == 3 && p.stride_h == 2 {
+            max_strip::<$t, $nhwc, 3, 2, $r>(p, $x, $y)
+        } else if p.kh == 3 && p.stride_h == 1 {
+            max_strip::<$t, $nhwc, 3, 1, $r>(p, $x, $y)
+        } else if p.kh == 2 && p.stride_h == 2 {
+            max_strip::<$t, $nhwc, 2, 2, $r>(p, $x, $y)
+        }
+    }};
+}
+
+/// Max pooling, NCHW f32, for square 3x3 windows with vertical stride 1 or 2 and 2x2
+/// windows with vertical stride 2 (any horizontal stride, padding, ceil mode; no
+/// dilation): the same results as [`pool_max_f32_nchw`].
+///
+/// Thread mapping: one thread per (plane, strip of [`STRIP_ROWS_F32`] output rows, output
+/// column), column fastest, so a warp's taps and stores are along a row (coalesced);
+/// grid-stride over `n*c*ceil(out_h/4)*out_w` items; see [`max_strip`] for the row reuse.
+///
+/// # Safety
+/// As [`pool_max_f32_nchw`]; additionally `kh = kw` with (kh, stride_h) one of (3, 1),
+/// (3, 2), (2, 2) (other windows write nothing), and `dil_h = dil_w = 1`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_max_strip_f32_nchw(p: PoolParams, x: *const f32, y: *mut f32) {
+    unsafe { dispatch_strip!(&p, f32, false, STRIP_ROWS_F32, x as *const u8, y as *mut u8) }
+}
+
+/// Max pooling, NHWC f16, windows as [`pool_max_strip_f32_nchw`]: one thread per (image,
+/// strip of [`STRIP_ROWS_F16`] output rows, output column, group of 8 channels), channel
+/// group fastest; a 16-byte load per tap and `max.NaN.f16x2` on the packed halves (no
+/// conversion to f32; max is exact). Results equal [`pool_max_f16_nhwc`]'s.
+///
+/// # Safety
+/// As [`pool_max_f16_nhwc`] (`c % 8 == 0`, 16-byte aligned) plus the window conditions of
+/// [`pool_max_strip_f32_nchw`].
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn pool_max_strip_f16_nhwc(p: PoolParams, x: *const u16, y: *mut u16) {
+    unsafe { dispatch_strip!(&p, u32x4, true, STRIP_ROWS_F16, x as *const u8, y as *mut u8) }
+}
+
 /// Element kinds of [`global_avg_nhwc`].
 const GAP_F16: u32 = 0;
 const GAP_BF16: u32 = 1;

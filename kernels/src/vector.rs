@@ -18,3 +18,15 @@ pub unsafe extern "ptx-kernel" fn axpy_f32(n: u32, a: f32, x: *const f32, y: *co
         unsafe { *out.add(k) = fma(a, *x.add(k), *y.add(k)) };
     }
 }
+
+/// Spins one thread until `ns` nanoseconds of `%globaltimer` have passed.
+///
+/// A timing gate: enqueued (one thread) just before a timed region's start event, it keeps
+/// the stream busy while the host records the event and enqueues the timed launch, so the
+/// interval between the events holds the launch alone, not the host's enqueue latency
+/// (which otherwise adds several µs to every single-launch measurement). Reads no memory.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn spin_ns(ns: u64) {
+    let t0 = globaltimer();
+    while globaltimer().wrapping_sub(t0) < ns {}
+}

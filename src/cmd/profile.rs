@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use cnnergy_host::exec_gpu::{ExecOptions, Plan};
 use cnnergy_host::gpu::Gpu;
 use cnnergy_host::ops::DType;
-use cnnergy_host::profile::{self, ProfileMeta, ProfileOptions, ReplayOptions};
+use cnnergy_host::profile::{self, ProfileMeta, ProfileOptions, ReplayCache, ReplayOptions};
 use cnnergy_traces::energy;
 use cnnergy_traces::{Trace, TraceData};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -25,7 +25,8 @@ pub struct ProfileArgs {
     pub device: usize,
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// f32 (SIMT kernels, NCHW) or f16 (tensor cores, NHWC).
+    /// f32 (SIMT kernels, NCHW), tf32 (f32 data, TF32 tensor-core convs and linear
+    /// layers, NHWC) or f16 (tensor cores, NHWC).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Seed for the weights (built-in models).
@@ -81,20 +82,33 @@ pub struct ProfileArgs {
     /// Replay: trials per layer (separated by random delays).
     #[arg(long, default_value_t = 3)]
     pub replay_trials: u32,
+    /// Replay: cache state of a replayed layer: `model` (outputs and weights rotate
+    /// through copies spanning >= 2 x L2, inputs stay in L2, as in the model), `cold`
+    /// (inputs rotate too) or `warm` (nothing rotates).
+    #[arg(long, default_value = "model", value_parser = clap::builder::PossibleValuesParser::new(ReplayCache::NAMES))]
+    pub replay_cache: String,
+    /// Replay: what the GPU does in the random delays between windows: `idle`, or `model`
+    /// (runs the whole model: keeps the die hot, which over a long replay drifts above the
+    /// temperature of the measure phase).
+    #[arg(long, default_value = "idle", value_parser = ["idle", "model"])]
+    pub replay_between: String,
+    /// Replay: alternate each layer with whole-model iterations (measured alone and
+    /// subtracted) so the board runs at the model's power; for layers that exceed the
+    /// power limit when run alone (see the report's "power-capped" note). Noisier.
+    #[arg(long)]
+    pub replay_in_context: bool,
 }
 
-pub fn parse_dtype(s: &str) -> Result<DType> {
-    Ok(match s {
-        "f32" | "fp32" => DType::F32,
-        "f16" | "fp16" => DType::F16,
-        d => anyhow::bail!("--dtype {d}: expected f32 or f16"),
-    })
+/// The executor options of a `--dtype` precision (`f32`, `tf32`, `f16`), no variants.
+pub fn parse_dtype(s: &str) -> Result<ExecOptions> {
+    ExecOptions::from_name(s).ok_or_else(|| anyhow::anyhow!("--dtype {s}: expected f32, tf32 or f16"))
 }
 
-/// Validates what needs no GPU: precision, kernel variants, the model name.
+/// Validates what needs no GPU: precision, kernel variants, the model name. Returns the
+/// data type (f32 for tf32) and the options.
 pub fn check_args(a: &ProfileArgs) -> Result<(DType, ExecOptions)> {
-    let dtype = parse_dtype(&a.dtype)?;
-    let opts = ExecOptions::new(dtype).with_variants(&a.variants)?;
+    let opts = parse_dtype(&a.dtype)?.with_variants(&a.variants)?;
+    let dtype = opts.dtype;
     let m = std::path::Path::new(&a.model);
     if !m.is_file() && !cnnergy_host::models::NAMES.contains(&a.model.as_str()) {
         anyhow::bail!(
@@ -143,6 +157,11 @@ pub fn record_setting(
                 ("rewrite".to_owned(), if a.no_fuse { "unfused" } else { "fused" }.to_owned()),
                 ("seed".to_owned(), a.seed.to_string()),
             ])
+            .chain(a.per_layer.then(|| ("replay.cache".to_owned(), a.replay_cache.clone())))
+            .chain(a.per_layer.then(|| ("replay.between".to_owned(), a.replay_between.clone())))
+            .chain(a.per_layer.then(|| {
+                ("replay.context".to_owned(), if a.replay_in_context { "model" } else { "isolated" }.to_owned())
+            }))
             .collect(),
     };
     let popts = ProfileOptions {
@@ -156,6 +175,9 @@ pub fn record_setting(
         replay: a.per_layer.then(|| ReplayOptions {
             window_s: a.replay_window,
             trials: a.replay_trials,
+            cache: ReplayCache::parse(&a.replay_cache).unwrap_or(ReplayCache::Model),
+            model_between: a.replay_between != "idle",
+            in_context: a.replay_in_context,
             ..ReplayOptions::default()
         }),
     };
@@ -174,13 +196,14 @@ pub fn mapping_ok(a: &ProfileArgs, o: &profile::ProfileOutcome) -> bool {
 }
 
 pub fn profile(out: &mut impl Write, a: &ProfileArgs) -> Result<ExitCode> {
-    let (dtype, _) = check_args(a)?;
+    let (_, opts) = check_args(a)?;
+    let precision = opts.precision();
     let gpu = Gpu::open(a.device, cnnergy::ptx::module_set())?;
     let path = match &a.output {
         Some(p) => p.clone(),
         None => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            PathBuf::from(profile::default_trace_name(&a.model, a.batch, dtype, now))
+            PathBuf::from(profile::default_trace_name(&a.model, a.batch, precision, now))
         }
     };
     let stop = ctrl_c_flag();
@@ -208,11 +231,11 @@ pub fn profile(out: &mut impl Write, a: &ProfileArgs) -> Result<ExitCode> {
 
     writeln!(
         out,
-        "{} on {}, batch {}, {:?}{}: {} iterations in {:.2} s, {:.1} images/s{}",
+        "{} on {}, batch {}, {}{}: {} iterations in {:.2} s, {:.1} images/s{}",
         a.model,
         gpu.info.name,
         a.batch,
-        dtype,
+        precision,
         if a.graphs { ", CUDA graph" } else { "" },
         o.iterations,
         o.measure_ns as f64 * 1e-9,

@@ -43,14 +43,11 @@ pub fn parse_batches(s: &str) -> Result<Vec<usize>> {
     Ok(v)
 }
 
-/// Parses `--dtype f16` or `--dtype f32,f16` into canonical names, each once.
+/// Parses `--dtype f16` or `--dtype f32,tf32,f16` into canonical names, each once.
 pub fn parse_dtypes(s: &str) -> Result<Vec<&'static str>> {
     let mut v = Vec::new();
     for part in s.split(',').map(str::trim) {
-        let d = match profile::parse_dtype(part)? {
-            cnnergy_host::ops::DType::F16 => "f16",
-            _ => "f32",
-        };
+        let d = profile::parse_dtype(part)?.precision();
         if v.contains(&d) {
             anyhow::bail!("--dtype {s}: {d} is given twice");
         }
@@ -118,6 +115,9 @@ fn profile_args(a: &SweepArgs, s: &Setting, path: &Path) -> ProfileArgs {
         per_layer: false,
         replay_window: 1.0,
         replay_trials: 3,
+        replay_cache: "model".into(),
+        replay_between: "idle".into(),
+        replay_in_context: false,
     }
 }
 
@@ -134,7 +134,7 @@ pub fn sweep(out: &mut impl Write, a: &SweepArgs) -> Result<ExitCode> {
         Some(d) => d.clone(),
         None => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let name = cnnergy_host::profile::default_trace_name(&a.model, 0, cnnergy_host::ops::DType::F32, now);
+            let name = cnnergy_host::profile::default_trace_name(&a.model, 0, "f32", now);
             // MODEL-b0-f32-TIME.cnt → sweep-MODEL-TIME
             let stem = Path::new(&a.model).file_stem().and_then(|s| s.to_str()).unwrap_or(&a.model);
             let time = name.rsplit('-').next().unwrap_or("").trim_end_matches(".cnt");
@@ -260,7 +260,9 @@ mod tests {
     fn dtypes_parse() {
         assert_eq!(parse_dtypes("f16").unwrap(), vec!["f16"]);
         assert_eq!(parse_dtypes("fp32,f16").unwrap(), vec!["f32", "f16"]);
-        assert!(parse_dtypes("f64").unwrap_err().to_string().contains("expected f32 or f16"));
+        assert_eq!(parse_dtypes("tf32,fp32").unwrap(), vec!["tf32", "f32"]);
+        assert!(parse_dtypes("f64").unwrap_err().to_string().contains("expected f32, tf32 or f16"));
+        assert!(parse_dtypes("tf32,tf32").unwrap_err().to_string().contains("tf32 is given twice"));
         assert!(parse_dtypes("f16,fp16").unwrap_err().to_string().contains("f16 is given twice"));
     }
 

@@ -189,3 +189,85 @@ fn method_can_be_forced() {
     let err = analyze(&trace, &Options { method: Some(Method::Replay), ..Options::default() }).unwrap_err();
     assert!(err.to_string().contains("not a replay trace"), "{err}");
 }
+
+#[test]
+fn replay_notes_say_how_far_the_replay_ran_from_the_model_conditions() {
+    // Layer 1 took 25 % longer in the model than alone; the die was 8 °C cooler in replay.
+    let measure = MeasurePrefix {
+        iterations: 400,
+        time_scale: vec![1.0, 1.25, 1.0],
+        temp_measure_c: 60,
+        temp_replay_c: 52,
+        sm_mhz: (1980, 1881),
+        capped_in_replay: true,
+    };
+    let cfg = ReplayConfig { layers: layers(), trials: 3, measure: Some(measure), ..ReplayConfig::default() };
+    let (bytes, _) = generate_replay(&cfg);
+    let trace = Trace::parse(&bytes).unwrap();
+    let att = analyze(&trace, &Options::default()).unwrap();
+    let exec: Vec<f64> = layers().iter().map(|l| l.exec_ns as f64).collect();
+    let (t_replay, t_model) = (exec.iter().sum::<f64>(), exec[0] + 1.25 * exec[1] + exec[2]);
+    let want_total = format!("({:+.1} %)", (t_replay / t_model - 1.0) * 100.0);
+    let time = att.warnings.iter().find(|w| w.starts_with("replay vs model")).expect("time note");
+    assert!(time.contains(&want_total), "{time} lacks {want_total}");
+    assert!(time.contains("1 layers off by more than 10 %: layer -20 %"), "{time}");
+    let temp = att.warnings.iter().find(|w| w.starts_with("die temperature")).expect("temperature note");
+    assert!(temp.contains("60.0 °C in the measure phase, 52.0 °C in the replay windows (-8.0 °C)"), "{temp}");
+    // 1881 / 1980 - 1 = -5.0 %; every replay sample power-capped, none in the measure phase.
+    let clk = att.warnings.iter().find(|w| w.starts_with("SM clock")).expect("clock note");
+    assert!(clk.contains("1980 MHz in the measure phase, 1881 MHz in the replay windows (-5.0 %)"), "{clk}");
+    assert!(clk.contains("power-capped samples 0 % vs 100 %"), "{clk}");
+    let capped = att.warnings.iter().find(|w| w.starts_with("power-capped in isolated replay")).expect("cap note");
+    assert!(capped.contains("layer (100 %)"), "{capped}");
+
+    // Same conditions in both: the time note names no layer, the temperature note says +0.0.
+    let measure = MeasurePrefix {
+        iterations: 400,
+        time_scale: vec![1.0, 1.0, 1.0],
+        temp_measure_c: 55,
+        temp_replay_c: 55,
+        sm_mhz: (1980, 1980),
+        capped_in_replay: false,
+    };
+    let cfg = ReplayConfig { layers: layers(), trials: 3, measure: Some(measure), ..ReplayConfig::default() };
+    let (bytes, _) = generate_replay(&cfg);
+    let trace = Trace::parse(&bytes).unwrap();
+    let att = analyze(&trace, &Options::default()).unwrap();
+    let time = att.warnings.iter().find(|w| w.starts_with("replay vs model")).expect("time note");
+    assert!(time.contains("(+0.0 %)") && !time.contains("off by"), "{time}");
+    assert!(att.warnings.iter().any(|w| w.contains("(+0.0 °C)")));
+    assert!(att.warnings.iter().any(|w| w.contains("(+0.0 %); power-capped samples 0 % vs 0 %")));
+    assert!(!att.warnings.iter().any(|w| w.starts_with("power-capped in isolated replay")));
+}
+
+#[test]
+fn in_context_replay_subtracts_the_model_iterations() {
+    // Each layer alternates with 3 model iterations of 400 µs at 610 W; the reference
+    // windows give the model's share, and the layer's own energy must come out.
+    let context = ContextModel { power_w: 610.0, iter_ns: 400_000, iters_per_block: 3 };
+    let cfg = ReplayConfig { layers: layers(), context: Some(context), idle_windows: 4, ..ReplayConfig::default() };
+    let (bytes, truth) = generate_replay(&cfg);
+    let trace = Trace::parse(&bytes).unwrap();
+    let att = analyze(&trace, &Options::default()).unwrap();
+    assert_eq!(att.method, Method::Replay);
+    for l in &att.layers {
+        let want = truth[&l.layer.0];
+        let got = l.energy_mj.value;
+        // The model carries 1.2 ms of every ~3.2 ms block: its share is taken off exactly
+        // up to the counter's noise, amplified by the ratio of block to layer energy.
+        assert!((got / want - 1.0).abs() < 0.03, "layer {}: {got} mJ vs {want} mJ", l.layer.0);
+        assert!(l.energy_mj.ci95 > 0.0 && l.energy_mj.ci95 < 0.1 * want, "layer {} CI {}", l.layer.0, l.energy_mj.ci95);
+        let want_t = cfg.layers[l.layer.0 as usize].exec_ns as f64;
+        assert!((l.time_ns.value / want_t - 1.0).abs() < 1e-6, "time {} vs {want_t}", l.time_ns.value);
+        let want_p = cfg.layers[l.layer.0 as usize].power_w;
+        assert!((l.avg_power_w / want_p - 1.0).abs() < 0.03, "power {} vs {want_p}", l.avg_power_w);
+    }
+    assert!(att.warnings.iter().any(|w| w.starts_with("in-context replay")), "{:?}", att.warnings);
+
+    // Without the reference windows the subtraction is impossible: a clear error.
+    let no_ref = ReplayConfig { idle_windows: 0, ..cfg.clone() };
+    let (bytes, _) = generate_replay(&no_ref);
+    let trace = Trace::parse(&bytes).unwrap();
+    let err = analyze(&trace, &Options::default()).unwrap_err().to_string();
+    assert!(err.contains("without a usable reference window"), "{err}");
+}

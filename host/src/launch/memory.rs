@@ -66,6 +66,25 @@ pub const KERNELS: &[KernelSpec] = &[
         "256 threads/block, one output per thread, grid-stride, blocks = min(outputs/256, 16 * SMs)"
     ),
     spec!(
+        "pool_max_strip_f32_nchw",
+        Pool,
+        "max_strip",
+        F32,
+        Nchw,
+        "max, k = 3 (stride_h 1 or 2) or k = 2 (stride_h 2), no dilation: 256 threads/block, one (plane, strip of \
+           4 output rows, column) per thread, row maxima reused between overlapping windows, grid-stride, \
+           blocks = min(items/256, 16 * SMs); the default for those windows"
+    ),
+    spec!(
+        "pool_max_strip_f16_nhwc",
+        Pool,
+        "max_strip",
+        F16,
+        Nhwc,
+        "as pool_max_strip_f32_nchw, one (image, strip of 2 output rows, column, 8 channels) per thread, \
+           max.NaN.f16x2; c % 8 == 0"
+    ),
+    spec!(
         "pool_global_avg_f32_nchw",
         Pool,
         "global_avg",
@@ -408,6 +427,21 @@ fn launch<P: cudarc::driver::DeviceRepr>(
         .map_err(|e| Error::Driver { context: "launching a kernel", msg: format!("{symbol}: {}", driver_msg(&e)) })
 }
 
+/// Enqueues `spin_ns` (one thread spinning `ns` nanoseconds on the global timer): a
+/// timing gate. Enqueued before a timed region's start event, it keeps the GPU busy while
+/// the host records the event and enqueues the timed launch, so event timings of one
+/// launch exclude the host's enqueue latency.
+pub fn spin(gpu: &Gpu, ns: u64) -> Result<()> {
+    let f = registry::function(&gpu.module, "spin_ns")?;
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&ns);
+    let cfg = LaunchConfig { grid_dim: (1, 1, 1), block_dim: (1, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: `spin_ns(ns: u64)` takes one u64 and touches no memory.
+    unsafe { b.launch(cfg) }
+        .map(|_| ())
+        .map_err(|e| Error::Driver { context: "launching a kernel", msg: format!("spin_ns: {}", driver_msg(&e)) })
+}
+
 fn half_suffix(dtype: DType) -> Result<&'static str> {
     match dtype {
         DType::F16 => Ok("f16"),
@@ -447,9 +481,52 @@ pub fn pool_params(p: &Pool2d) -> Result<PoolParams> {
     })
 }
 
+/// Whether the max-pool strip kernels (`pool_max_strip_*`) take `p`: max pooling with a
+/// square 3x3 window at vertical stride 1 or 2, or 2x2 at stride 2, without dilation (any
+/// horizontal stride, padding, ceil mode) — ResNet's and GoogLeNet's 3x3 and VGG's 2x2.
+pub fn max_strip_applies(p: &Pool2d) -> bool {
+    p.kind == PoolKind::Max
+        && p.kh == p.kw
+        && matches!((p.kh, p.stride_h), (3, 1) | (3, 2) | (2, 2))
+        && p.dil_h == 1
+        && p.dil_w == 1
+}
+
+/// Output rows per thread of `pool_max_strip_f32_nchw` (kernels::pool::STRIP_ROWS_F32).
+pub const STRIP_ROWS_F32: usize = 4;
+/// Output rows per thread of `pool_max_strip_f16_nhwc` (kernels::pool::STRIP_ROWS_F16).
+pub const STRIP_ROWS_F16: usize = 2;
+
+/// Threads of a strip kernel: one per (image or plane, strip of `rows` output rows,
+/// output column, channel group).
+fn strip_threads(p: &Pool2d, rows: usize, nhwc: bool) -> u64 {
+    let (oh, ow) = p.out_hw();
+    let items = if nhwc { p.n * (p.c / 8) } else { p.n * p.c };
+    (items * oh.div_ceil(rows) * ow) as u64
+}
+
 /// Max, average or global-average pooling on NCHW f32 (`y` has `p.out_len()` elements;
-/// ceil mode is already in `p.out_hw()`).
+/// ceil mode is already in `p.out_hw()`). Max pools that [`max_strip_applies`] to run
+/// `pool_max_strip_f32_nchw`, the others the windowed kernels ([`pool2d_f32_windowed`]).
 pub fn pool2d_f32(gpu: &Gpu, p: &Pool2d, x: &impl DevicePtr<f32>, y: &mut impl DevicePtrMut<f32>) -> Result<()> {
+    if !max_strip_applies(p) {
+        return pool2d_f32_windowed(gpu, p, x, y);
+    }
+    let params = pool_params(p)?;
+    let (xp, _gx) = input(gpu, "pool input", x, p.in_len())?;
+    let (yp, _gy) = output(gpu, "pool output", y, p.out_len())?;
+    let cfg = cfg_1d(grid_1d_wave(gpu, strip_threads(p, STRIP_ROWS_F32, false)));
+    launch(gpu, "pool_max_strip_f32_nchw", cfg, &params, &[xp, yp])
+}
+
+/// [`pool2d_f32`] on the one-output-per-thread kernels (`pool_{max,avg,global_avg}_f32_nchw`)
+/// whatever the window: the fallback, kept selectable for comparison.
+pub fn pool2d_f32_windowed(
+    gpu: &Gpu,
+    p: &Pool2d,
+    x: &impl DevicePtr<f32>,
+    y: &mut impl DevicePtrMut<f32>,
+) -> Result<()> {
     let params = pool_params(p)?;
     let (xp, _gx) = input(gpu, "pool input", x, p.in_len())?;
     let (yp, _gy) = output(gpu, "pool output", y, p.out_len())?;
@@ -474,8 +551,30 @@ pub fn pool2d_f32(gpu: &Gpu, p: &Pool2d, x: &impl DevicePtr<f32>, y: &mut impl D
 }
 
 /// Max or average pooling on NHWC f16 (`c % 8 == 0`; global average as an average with
-/// the window = the plane).
+/// the window = the plane). Max pools that [`max_strip_applies`] to run
+/// `pool_max_strip_f16_nhwc`, the others [`pool2d_f16_nhwc_windowed`].
 pub fn pool2d_f16_nhwc(gpu: &Gpu, p: &Pool2d, x: &impl DevicePtr<u16>, y: &mut impl DevicePtrMut<u16>) -> Result<()> {
+    if !max_strip_applies(p) {
+        return pool2d_f16_nhwc_windowed(gpu, p, x, y);
+    }
+    if !p.c.is_multiple_of(8) {
+        return Err(invalid(format!("NHWC f16 pooling needs c % 8 == 0, got c = {}", p.c)));
+    }
+    let params = pool_params(p)?;
+    let (xp, _gx) = input(gpu, "pool input", x, p.in_len())?;
+    let (yp, _gy) = output(gpu, "pool output", y, p.out_len())?;
+    let cfg = cfg_1d(grid_1d_wave(gpu, strip_threads(p, STRIP_ROWS_F16, true)));
+    launch(gpu, "pool_max_strip_f16_nhwc", cfg, &params, &[xp, yp])
+}
+
+/// [`pool2d_f16_nhwc`] on the one-output-per-thread kernels (`pool_{max,avg}_f16_nhwc`)
+/// whatever the window: the fallback, kept selectable for comparison.
+pub fn pool2d_f16_nhwc_windowed(
+    gpu: &Gpu,
+    p: &Pool2d,
+    x: &impl DevicePtr<u16>,
+    y: &mut impl DevicePtrMut<u16>,
+) -> Result<()> {
     if !p.c.is_multiple_of(8) {
         return Err(invalid(format!("NHWC f16 pooling needs c % 8 == 0, got c = {}", p.c)));
     }
@@ -1148,6 +1247,36 @@ mod tests {
         assert!(!pix8_applies([1, 3, 7, 5]));
         assert!(!pix8_applies([1, 9, 8, 8]));
         assert!(pix8_applies([2, 8, 2, 4]));
+    }
+
+    #[test]
+    fn max_strip_launch_rule() {
+        let resnet = Pool2d::max(64, 64, 112, 112, 3, 3).with_stride(2, 2).with_pad(1, 1);
+        let vgg = Pool2d::max(64, 256, 56, 56, 2, 2).with_stride(2, 2);
+        let googlenet = Pool2d::max(8, 192, 28, 28, 3, 3).with_pad(1, 1);
+        for p in [resnet, vgg, googlenet, resnet.with_ceil_mode(true), vgg.with_stride(2, 1)] {
+            assert!(max_strip_applies(&p), "{p:?}");
+        }
+        for p in [
+            Pool2d::avg(64, 64, 112, 112, 3, 3, true).with_stride(2, 2),
+            resnet.with_dilation(2, 2),
+            Pool2d::max(1, 3, 9, 9, 3, 3).with_stride(3, 3),
+            Pool2d::max(1, 3, 9, 9, 2, 2),
+            Pool2d::max(1, 3, 9, 9, 3, 2).with_stride(2, 2),
+            Pool2d::max(1, 3, 9, 9, 7, 7).with_stride(2, 2),
+            Pool2d::global_avg(1, 3, 9, 9),
+        ] {
+            assert!(!max_strip_applies(&p), "{p:?}");
+        }
+        // ResNet-50 stem at batch 64: 56x56 outputs, 64*64 planes, 14 strips of 4 rows,
+        // 56 columns; NHWC: 8 channel groups, 28 strips of 2 rows.
+        assert_eq!(strip_threads(&resnet, STRIP_ROWS_F32, false), 64 * 64 * 14 * 56);
+        assert_eq!(strip_threads(&resnet, STRIP_ROWS_F16, true), 64 * 8 * 28 * 56);
+        // 10x10, 3x3 s2: (10 - 3) / 2 = 3.5, so 4x4 outputs, 5x5 in ceil mode; 5 rows = 2
+        // strips of 4.
+        let ceil = Pool2d::max(1, 1, 10, 10, 3, 3).with_stride(2, 2).with_ceil_mode(true);
+        assert_eq!(ceil.out_hw(), (5, 5));
+        assert_eq!(strip_threads(&ceil, STRIP_ROWS_F32, false), 2 * 5);
     }
 
     #[test]

@@ -127,11 +127,55 @@ fn pool_name(p: &Pool2d, layout: Layout, dtype: DType) -> String {
     s + " " + &dims_name(p.in_dims())
 }
 
+/// A pool case through the launcher's default kernel; windows the strip kernels take
+/// (`launch::max_strip_applies`) also get a ` (windowed)` case on the generic kernel.
 fn push_pool(v: &mut Vec<(String, CaseFn)>, p: Pool2d, layout: Layout, dtype: DType) {
     if let Err(e) = p.validate() {
         panic!("self-test pool case is invalid: {e} ({p:?})");
     }
-    v.push((pool_name(&p, layout, dtype), Box::new(move |gpu, seed| pool_case(gpu, &p, layout, dtype, seed))));
+    v.push((pool_name(&p, layout, dtype), Box::new(move |gpu, seed| pool_case(gpu, &p, layout, dtype, seed, false))));
+    if launch::max_strip_applies(&p) {
+        v.push((
+            format!("{} (windowed)", pool_name(&p, layout, dtype)),
+            Box::new(move |gpu, seed| pool_case(gpu, &p, layout, dtype, seed, true)),
+        ));
+    }
+}
+
+/// The max-pool strip kernels' edge cases: output heights that are not a multiple of the
+/// strip (4 rows f32, 2 rows f16), 1-row outputs, left/top padding 0-2 (taps left of the
+/// input), horizontal strides 1-3 (windows overlapping, touching or skipping columns),
+/// ceil-mode windows hanging past the bottom/right, asymmetric pads, odd widths, planes
+/// narrower than a warp, and 8/24/64 channels in NHWC.
+fn strip_pool_cases(v: &mut Vec<(String, CaseFn)>) {
+    let mut i = 0usize;
+    for (k, s) in [(3usize, 2usize), (3, 1), (2, 2)] {
+        for pad in 0..k {
+            for sw in [1usize, 2, 3] {
+                for ceil in [false, true] {
+                    i += 1;
+                    let (n, c) = if i.is_multiple_of(2) { (3, 5) } else { (1, 8) };
+                    // Heights giving 1, 2, 3, 5, ... output rows; odd widths.
+                    let h = k + s * (i % 6);
+                    let w = k + 2 + (i % 5) * 3;
+                    let p = Pool2d::max(n, c, h, w, k, k).with_stride(s, sw).with_pad(pad, pad).with_ceil_mode(ceil);
+                    if p.validate().is_err() {
+                        continue;
+                    }
+                    push_pool(v, p, Layout::Nchw, DType::F32);
+                    let q = Pool2d { c: if i.is_multiple_of(3) { 24 } else { 8 }, ..p };
+                    push_pool(v, q, Layout::Nhwc, DType::F16);
+                }
+            }
+        }
+    }
+    // Asymmetric (ONNX) pads, and a larger batch with 64 channels (ResNet's stem, small).
+    let asym = Pool2d::max(2, 3, 11, 10, 3, 3).with_stride(2, 2).with_pads(0, 1, 2, 1).with_ceil_mode(true);
+    push_pool(v, asym, Layout::Nchw, DType::F32);
+    push_pool(v, Pool2d { c: 16, ..asym }, Layout::Nhwc, DType::F16);
+    let stem = Pool2d::max(4, 64, 30, 30, 3, 3).with_stride(2, 2).with_pad(1, 1);
+    push_pool(v, stem, Layout::Nchw, DType::F32);
+    push_pool(v, stem, Layout::Nhwc, DType::F16);
 }
 
 fn pool_cases(v: &mut Vec<(String, CaseFn)>) {
@@ -219,6 +263,7 @@ fn pool_cases(v: &mut Vec<(String, CaseFn)>) {
     for p in nhwc {
         push_pool(v, p, Layout::Nhwc, DType::F16);
     }
+    strip_pool_cases(v);
     // The dedicated NHWC global average pool (f16, bf16, f32): odd c (one channel per
     // thread), c a multiple of the 16-byte vector, 7x7 / 1x1 / 13x13 / 56x56 planes,
     // batch 1 and 64 (the image grid-stride at 65535+ is covered by the launch-rule unit
@@ -267,13 +312,17 @@ fn global_avg_nhwc_case(gpu: &Gpu, p: &Pool2d, dtype: DType, seed: u64) -> Resul
     Ok(format!("rel_l2={rel:.1e} grid {:?} block {:?}", cfg.grid_dim, cfg.block_dim))
 }
 
-fn pool_case(gpu: &Gpu, p: &Pool2d, layout: Layout, dtype: DType, seed: u64) -> Result<String> {
+fn pool_case(gpu: &Gpu, p: &Pool2d, layout: Layout, dtype: DType, seed: u64, windowed: bool) -> Result<String> {
     let x = uniform(&mut rng(seed), p.in_len(), -1.0, 1.0);
     if dtype == DType::F32 {
         let reference = reference::pool2d(p, Layout::Nchw, &x).map_err(|e| bad(e.to_string()))?;
         let xd = upload(gpu, &x)?;
         let mut yd = poisoned_f32(gpu, p.out_len())?;
-        launch::pool2d_f32(gpu, p, &xd, &mut yd)?;
+        if windowed {
+            launch::pool2d_f32_windowed(gpu, p, &xd, &mut yd)?;
+        } else {
+            launch::pool2d_f32(gpu, p, &xd, &mut yd)?;
+        }
         let rel = compare_f32(&download(gpu, &yd)?, &reference, tol(dtype))?;
         Ok(format!("rel_l2={rel:.1e} out {:?}", p.out_hw()))
     } else {
@@ -281,7 +330,11 @@ fn pool_case(gpu: &Gpu, p: &Pool2d, layout: Layout, dtype: DType, seed: u64) -> 
         let reference = reference::pool2d(p, layout, &xr).map_err(|e| bad(e.to_string()))?;
         let xd = upload(gpu, &bits(dtype, &xr))?;
         let mut yd = poisoned_16(gpu, p.out_len())?;
-        launch::pool2d_f16_nhwc(gpu, p, &xd, &mut yd)?;
+        if windowed {
+            launch::pool2d_f16_nhwc_windowed(gpu, p, &xd, &mut yd)?;
+        } else {
+            launch::pool2d_f16_nhwc(gpu, p, &xd, &mut yd)?;
+        }
         let rel = compare_16(dtype, &download(gpu, &yd)?, &reference)?;
         Ok(format!("rel_l2={rel:.1e} out {:?}", p.out_hw()))
     }
@@ -408,15 +461,23 @@ fn norm_cases(v: &mut Vec<(String, CaseFn)>) {
         ([8, 2048, 7, 7], Act::None),
         ([1, 32, 112, 112], Act::RELU6),
         ([3, 7, 9, 11], Act::Tanh),
+        // Planes of 5, 6, 7 elements (vectors straddling two planes, the last channel's
+        // plane followed by the next image's channel 0) and ResNet-50's 7x7 at batch 64.
+        ([2, 3, 1, 5], Act::Relu),
+        ([4, 5, 2, 3], Act::None),
+        ([3, 3, 7, 1], Act::RELU6),
+        ([64, 2048, 7, 7], Act::Relu),
     ];
     for (dims, act) in bn {
         let name = format!("batchnorm/{} {}", act_name(act), dims_name(dims));
         v.push((name, Box::new(move |gpu, seed| batchnorm_case(gpu, dims, act, false, seed))));
     }
-    v.push((
-        format!("batchnorm/relu in-place {}", dims_name([2, 64, 28, 28])),
-        Box::new(|gpu, seed| batchnorm_case(gpu, [2, 64, 28, 28], Act::Relu, true, seed)),
-    ));
+    for dims in [[2, 64, 28, 28], [3, 5, 7, 7]] {
+        v.push((
+            format!("batchnorm/relu in-place {}", dims_name(dims)),
+            Box::new(move |gpu, seed| batchnorm_case(gpu, dims, Act::Relu, true, seed)),
+        ));
+    }
     // The planes kernel: the same shapes plus planes of 1..3 elements (head/tail only),
     // odd planes (unaligned heads), several chunks per plane (112x112, 113x113 at 32
     // threads... 256), ResNet-50's 56x56 and 7x7 at batch 64.
@@ -887,6 +948,11 @@ mod tests {
             assert!(names.contains(&gap.as_str()), "{gap}");
         }
         assert!(names.contains(&"batchnorm_planes/relu n64 c64 56x56"));
+        // The strip max pools, and the windowed kernel on the same windows.
+        for n in ["pool/max k3 s2 p1 n4 c64 30x30", "pool/max f16 nhwc k3 s2 p1 n4 c64 30x30"] {
+            assert!(names.contains(&n), "{n}");
+            assert!(names.contains(&format!("{n} (windowed)").as_str()), "{n} (windowed)");
+        }
         assert!(names.contains(&"convert/nchw_f32_to_nhwc_pix8_f16 n64 c3 224x224"));
         assert!(names.contains(&"convert/nchw_f32_to_nhwc_pad8_f16 n64 c3 224x224"));
         assert!(names.contains(&"convert/nchw_f32_to_nhwc_pad8_f16 n1 c3 224x224"));

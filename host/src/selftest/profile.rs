@@ -164,6 +164,7 @@ fn planned_kernels(plan: &Plan) -> u64 {
     let sms = plan.gpu.info.sm_count;
     let per_step = |s: &Step| match s {
         Step::GemmTc { gemm, .. } if crate::launch::smallm::fc_workspace_len(DType::F16, gemm, sms).is_some() => 2,
+        Step::GemmTf32 { gemm, .. } if crate::launch::smallm::fc_workspace_len(DType::F32, gemm, sms).is_some() => 2,
         _ => 1,
     };
     plan.blueprint.launches.iter().map(|l| per_step(&l.step)).sum()

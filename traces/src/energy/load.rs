@@ -23,6 +23,12 @@ pub(crate) struct Loaded {
     pub power: Vec<(String, Vec<(u64, f64)>)>,
     /// Energy counter reads (t, mJ), sorted by time.
     pub energy: Vec<(u64, u64)>,
+    /// GPU die temperature samples (t, °C) of the first temperature sensor, by time.
+    pub temperature: Vec<(u64, f64)>,
+    /// SM clock samples (t, MHz), by time.
+    pub sm_clock: Vec<(u64, f64)>,
+    /// Clock-event (throttle) reason samples (t, bits), by time.
+    pub throttle: Vec<(u64, u64)>,
     /// Sorted by time.
     pub markers: Vec<Marker>,
     /// Kernel launches in trace order (replay planner needs configs).
@@ -35,6 +41,7 @@ impl Loaded {
         let mut l = Loaded::default();
         let mut sensors: Vec<(StrId, Vec<(u64, f64)>)> = Vec::new();
         let mut index = 0u64;
+        let mut temp_sensor = None;
         for ev in trace.events() {
             let ev = match ev {
                 Ok(e) => e,
@@ -64,6 +71,11 @@ impl Loaded {
                     }
                 }
                 Event::Energy(e) => l.energy.push((e.t_ns, e.energy_mj)),
+                Event::Clocks(c) => l.sm_clock.push((c.t_ns, c.sm_mhz as f64)),
+                Event::Throttle(t) => l.throttle.push((t.t_ns, t.reasons)),
+                Event::Temperature(t) if *temp_sensor.get_or_insert(t.sensor) == t.sensor => {
+                    l.temperature.push((t.t_ns, t.temp_c as f64))
+                }
                 Event::Marker(m) => l.markers.push(m),
                 _ => {}
             }
@@ -75,6 +87,9 @@ impl Loaded {
             l.power.push((trace.string(id).unwrap_or("?").to_string(), xs));
         }
         l.energy.sort_by_key(|x| x.0);
+        l.temperature.sort_by_key(|x| x.0);
+        l.sm_clock.sort_by_key(|x| x.0);
+        l.throttle.sort_by_key(|x| x.0);
         l.markers.sort_by_key(|m| m.t_ns);
         Ok(l)
     }

@@ -22,6 +22,15 @@
 //!   present they give the GPU time per execution, otherwise `CODE_EXECUTIONS.b`.
 //! * Trials of the same layer are separated by a random delay (e.g. 0–150 ms) so the
 //!   counter's 100 ms update phase differs between trials.
+//! * In-context replay (optional): a busy window alternates the layer's repetitions with
+//!   whole-model iterations, so the board's power stays near the model's (a layer that
+//!   alone exceeds the power limit is otherwise clocked down, and uses less energy per
+//!   execution than in the model). Such a window carries, before its `CODE_EXECUTIONS`,
+//!   `Other { code: CODE_CONTEXT, a: model iterations in the window, b: 0 }`; the
+//!   model's share is measured in reference windows
+//!   `PhaseBegin { "replay.reference", w }` … `PhaseEnd`, holding only model iterations,
+//!   with `CODE_EXECUTIONS { a: iterations, b: busy span }`. Energy per layer execution =
+//!   (window energy − iterations × reference energy per iteration) ÷ executions.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +48,10 @@ pub const PHASE: &str = "replay";
 pub const LAYER_PHASE: &str = "replay.layer";
 /// Phase name of one idle window.
 pub const IDLE_PHASE: &str = "replay.idle";
+/// Phase name of a reference window of in-context replay (whole-model iterations only).
+pub const REFERENCE_PHASE: &str = "replay.reference";
+/// `MarkerKind::Other` code: a = whole-model iterations interleaved in a busy window.
+pub const CODE_CONTEXT: u8 = 0x42;
 /// `MarkerKind::Other` code: a = layer id, b = trial, at the start of a busy window.
 pub const CODE_LAYER: u8 = 0x40;
 /// `MarkerKind::Other` code: a = executions in the window, b = GPU busy span (ns, 0 =
@@ -56,8 +69,15 @@ pub(crate) fn is_replay(trace: &Trace<'_>, data: &Loaded) -> bool {
 /// One measured window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WindowResult {
-    /// None for idle windows.
+    /// None for idle and reference windows.
     pub layer: Option<LayerId>,
+    /// A reference window of in-context replay (whole-model iterations only).
+    pub reference: bool,
+    /// Whole-model iterations in the window (in-context layer windows and reference
+    /// windows; 0 otherwise).
+    pub model_iterations: u64,
+    /// GPU busy span of the whole window (ns; CUDA events, 0 = unknown).
+    pub busy_ns: u64,
     pub trial: u32,
     pub begin_ns: u64,
     pub end_ns: u64,
@@ -77,6 +97,24 @@ struct Open {
     begin: u64,
     layer: Option<(u64, u64)>,
     execs: Option<(u64, u64)>,
+    context: u64,
+}
+
+/// Kinds of replay windows, by phase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Idle,
+    Layer,
+    Reference,
+}
+
+fn kind(trace: &Trace<'_>, phase: crate::records::StrId) -> Option<Kind> {
+    match trace.string(phase) {
+        Some(LAYER_PHASE) => Some(Kind::Layer),
+        Some(IDLE_PHASE) => Some(Kind::Idle),
+        Some(REFERENCE_PHASE) => Some(Kind::Reference),
+        _ => None,
+    }
 }
 
 /// Steady-state power in `[from, to]` from counter update edges (W, edges used).
@@ -97,19 +135,20 @@ pub fn measure_windows(trace: &Trace<'_>, opts: &Options) -> Result<(Vec<WindowR
 pub(crate) fn windows(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> (Vec<WindowResult>, Vec<String>) {
     let mut warnings = Vec::new();
     let edges = data.counter_edges(opts.counter_delay_ns);
-    let mut open: BTreeMap<(bool, u32), Open> = BTreeMap::new(); // (is_layer, index)
-    let mut current: Option<(bool, u32)> = None;
+    let mut open: BTreeMap<(Kind, u32), Open> = BTreeMap::new();
+    let mut current: Option<(Kind, u32)> = None;
     let mut out = Vec::new();
     for m in &data.markers {
         match m.kind {
             MarkerKind::PhaseBegin { phase, index } => {
-                let is_layer = match trace.string(phase) {
-                    Some(LAYER_PHASE) => true,
-                    Some(IDLE_PHASE) => false,
-                    _ => continue,
-                };
-                open.insert((is_layer, index), Open { begin: m.t_ns, ..Open::default() });
-                current = Some((is_layer, index));
+                let Some(k) = kind(trace, phase) else { continue };
+                open.insert((k, index), Open { begin: m.t_ns, ..Open::default() });
+                current = Some((k, index));
+            }
+            MarkerKind::Other { code: CODE_CONTEXT, a, .. } => {
+                if let Some(o) = current.and_then(|c| open.get_mut(&c)) {
+                    o.context = a;
+                }
             }
             MarkerKind::Other { code: CODE_LAYER, a, b } => {
                 if let Some(o) = current.and_then(|c| open.get_mut(&c)) {
@@ -122,12 +161,8 @@ pub(crate) fn windows(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> (Vec<
                 }
             }
             MarkerKind::PhaseEnd { phase, index } => {
-                let is_layer = match trace.string(phase) {
-                    Some(LAYER_PHASE) => true,
-                    Some(IDLE_PHASE) => false,
-                    _ => continue,
-                };
-                let Some(o) = open.remove(&(is_layer, index)) else {
+                let Some(k) = kind(trace, phase) else { continue };
+                let Some(o) = open.remove(&(k, index)) else {
                     warnings.push(format!("replay window {index}: end without begin"));
                     continue;
                 };
@@ -143,9 +178,17 @@ pub(crate) fn windows(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> (Vec<
                     ));
                     continue;
                 };
-                if !is_layer {
+                if k != Kind::Layer {
+                    let (iters, busy) = o.execs.unwrap_or((0, 0));
+                    if k == Kind::Reference && (iters == 0 || busy == 0) {
+                        warnings.push(format!("reference window {index}: no iteration count or busy span; skipped"));
+                        continue;
+                    }
                     out.push(WindowResult {
                         layer: None,
+                        reference: k == Kind::Reference,
+                        model_iterations: iters,
+                        busy_ns: busy,
                         trial: index,
                         begin_ns: begin,
                         end_ns: end,
@@ -177,7 +220,19 @@ pub(crate) fn windows(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> (Vec<
                     }
                 };
                 let n = executions as f64;
-                let (span, gpu) = if !ks.is_empty() {
+                // In context the window also ran model iterations: keep its whole busy span
+                // here (per execution); `analyze` takes the reference's share off.
+                let in_context = o.context > 0;
+                let (span, gpu) = if in_context {
+                    match o.execs.filter(|e| e.1 > 0) {
+                        Some((_, s)) => (s as f64 / n, s as f64 / n),
+                        None => {
+                            warnings
+                                .push(format!("replay window {index}: in-context window without busy span; skipped"));
+                            continue;
+                        }
+                    }
+                } else if !ks.is_empty() {
                     let first = ks.iter().map(|k| k.start_ns).min().unwrap_or(begin);
                     let last = ks.iter().map(|k| k.end_ns).max().unwrap_or(end);
                     let busy: u64 = ks.iter().map(|k| k.end_ns - k.start_ns).sum();
@@ -200,6 +255,9 @@ pub(crate) fn windows(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> (Vec<
                 }
                 out.push(WindowResult {
                     layer: Some(layer),
+                    reference: false,
+                    model_iterations: o.context,
+                    busy_ns: o.execs.map_or(0, |e| e.1),
                     trial: trial as u32,
                     begin_ns: begin,
                     end_ns: end,
@@ -221,7 +279,30 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
     if data.energy.len() < 2 {
         return Err(EnergyError::NoPowerData);
     }
-    let idle: Vec<f64> = wins.iter().filter(|w| w.layer.is_none()).map(|w| w.power_w).collect();
+    let idle: Vec<f64> = wins.iter().filter(|w| w.layer.is_none() && !w.reference).map(|w| w.power_w).collect();
+    // In-context replay: energy and time of one whole-model iteration, from the reference windows.
+    let refs: Vec<&WindowResult> = wins.iter().filter(|w| w.reference).collect();
+    let mut ref_e = mean_ci(
+        &refs.iter().map(|w| w.power_w * w.busy_ns as f64 * 1e-6 / w.model_iterations as f64).collect::<Vec<_>>(),
+    );
+    let mut ref_t = mean_ci(&refs.iter().map(|w| w.busy_ns as f64 / w.model_iterations as f64).collect::<Vec<_>>());
+    let in_context = wins.iter().any(|w| w.layer.is_some() && w.model_iterations > 0);
+    if refs.is_empty() {
+        (ref_e, ref_t) = (Estimate::new(0.0, 0.0), Estimate::new(0.0, 0.0));
+    }
+    if in_context {
+        if refs.is_empty() {
+            return Err(EnergyError::Replay("in-context replay without a usable reference window".into()));
+        }
+        warnings.push(format!(
+            "in-context replay: layers alternated with whole-model iterations of {:.3} ± {:.3} mJ and {:.1} µs \
+             (from {} reference windows), subtracted per window",
+            ref_e.value,
+            ref_e.ci95,
+            ref_t.value * 1e-3,
+            refs.len()
+        ));
+    }
     let idle_est = mean_ci(&idle);
     if idle.is_empty() {
         warnings.push("no usable idle window: static/dynamic split unavailable (NaN)".into());
@@ -236,11 +317,17 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
     }
     let mut layers = Vec::new();
     for (id, ws) in &by_layer {
-        let e: Vec<f64> = ws.iter().map(|w| w.power_w * w.span_per_exec_ns * 1e-6).collect();
-        let t: Vec<f64> = ws.iter().map(|w| w.gpu_time_per_exec_ns).collect();
-        let p: Vec<f64> = ws.iter().map(|w| w.power_w).collect();
-        let span: f64 = ws.iter().map(|w| w.span_per_exec_ns).sum::<f64>() / ws.len() as f64;
-        let energy = mean_ci(&e);
+        // Model iterations per execution (0 unless in context).
+        let share = |w: &WindowResult| w.model_iterations as f64 / w.executions.max(1) as f64;
+        let e: Vec<f64> = ws.iter().map(|w| w.power_w * w.span_per_exec_ns * 1e-6 - share(w) * ref_e.value).collect();
+        let t: Vec<f64> = ws.iter().map(|w| w.gpu_time_per_exec_ns - share(w) * ref_t.value).collect();
+        let span_of = |w: &WindowResult| w.span_per_exec_ns - share(w) * ref_t.value;
+        let p: Vec<f64> = ws.iter().zip(&e).map(|(w, e)| e / span_of(w).max(1.0) * 1e6).collect();
+        let span: f64 = ws.iter().map(|w| span_of(w)).sum::<f64>() / ws.len() as f64;
+        let mut energy = mean_ci(&e);
+        // The reference's uncertainty is shared by every trial: add it in quadrature.
+        let k = ws.iter().map(|w| share(w)).sum::<f64>() / ws.len() as f64;
+        energy.ci95 = (energy.ci95.powi(2) + (k * ref_e.ci95).powi(2)).sqrt();
         if ws.len() < 2 {
             warnings.push(format!("layer {}: one usable trial only, no CI", id.0));
         }
@@ -256,6 +343,7 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
             method: Method::Replay,
         });
     }
+    warnings.extend(context_notes(trace, data, &layers, &wins));
     // Whole-run figures: from the trace's measure phase when it has one, else per inference from the layers.
     let run = match super::timeline::analyze(trace, data, &Options { phase: Some("measure".into()), ..opts.clone() }) {
         Ok(t) => t.run,
@@ -285,6 +373,134 @@ pub(crate) fn analyze(trace: &Trace<'_>, data: &Loaded, opts: &Options) -> Resul
         sensor: String::new(),
         sensor_delay_ns: 0,
     })
+}
+
+/// Layers whose replayed time differs from their time in the model by more than this
+/// (relative) are named in the notes.
+pub const CONTEXT_TIME_TOLERANCE: f64 = 0.10;
+
+/// How far the replay ran under the model's conditions: each layer's GPU time per
+/// execution in replay against its kernels' time per iteration in the measure phase
+/// (a layer that ran faster alone, e.g. from a warmer cache, also used less energy), and
+/// the die temperature in the measure phase against the busy windows (leakage power
+/// grows with it). Empty without a measure phase.
+pub(crate) fn context_notes(
+    trace: &Trace<'_>,
+    data: &Loaded,
+    layers: &[LayerEnergy],
+    wins: &[WindowResult],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Some((b, e)) = data.phase_span(trace, "measure") else {
+        return notes;
+    };
+    let mut model: BTreeMap<LayerId, f64> = BTreeMap::new();
+    let mut iterations = std::collections::BTreeSet::new();
+    for k in data.kernels.iter().filter(|k| k.start_ns >= b && k.end_ns <= e) {
+        *model.entry(k.layer).or_default() += (k.end_ns - k.start_ns) as f64;
+        iterations.insert(k.iteration);
+    }
+    if !iterations.is_empty() {
+        let n = iterations.len() as f64;
+        let (mut t_replay, mut t_model) = (0.0, 0.0);
+        let mut off = Vec::new();
+        for l in layers {
+            let Some(m) = model.get(&l.layer).map(|t| t / n) else { continue };
+            t_replay += l.time_ns.value;
+            t_model += m;
+            let d = l.time_ns.value / m - 1.0;
+            if d.abs() > CONTEXT_TIME_TOLERANCE && m > 0.0 {
+                let name = trace.layer(l.layer).and_then(|x| trace.string(x.name)).unwrap_or("?");
+                off.push((d, format!("{name} {:+.0} %", d * 100.0)));
+            }
+        }
+        if t_model > 0.0 {
+            off.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+            let list: Vec<String> = off.iter().take(5).map(|x| x.1.clone()).collect();
+            notes.push(format!(
+                "replay vs model: replayed layers' GPU time {:.4} ms per inference, their kernels in the measure \
+                 phase {:.4} ms ({:+.1} %){}",
+                t_replay * 1e-6,
+                t_model * 1e-6,
+                (t_replay / t_model - 1.0) * 100.0,
+                if off.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} layers off by more than {:.0} %: {}",
+                        off.len(),
+                        CONTEXT_TIME_TOLERANCE * 100.0,
+                        list.join(", ")
+                    )
+                }
+            ));
+        }
+    }
+    // Mean of samples in the measure phase and over the busy windows (sample-weighted).
+    let compare = |xs: &[(u64, f64)]| -> Option<(f64, f64)> {
+        let mean = |from: u64, to: u64| -> (f64, usize) {
+            let v: Vec<f64> = xs.iter().filter(|x| x.0 >= from && x.0 <= to).map(|x| x.1).collect();
+            (v.iter().sum::<f64>(), v.len())
+        };
+        let (sm, nm) = mean(b, e);
+        let (sr, nr) = wins
+            .iter()
+            .filter(|w| w.layer.is_some())
+            .map(|w| mean(w.begin_ns, w.end_ns))
+            .fold((0.0, 0), |a, x| (a.0 + x.0, a.1 + x.1));
+        (nm > 0 && nr > 0).then(|| (sm / nm as f64, sr / nr as f64))
+    };
+    if let Some((tm, tr)) = compare(&data.temperature) {
+        notes.push(format!(
+            "die temperature: {tm:.1} °C in the measure phase, {tr:.1} °C in the replay windows ({:+.1} °C)",
+            tr - tm
+        ));
+    }
+    if let Some((cm, cr)) = compare(&data.sm_clock) {
+        let capped: Vec<(u64, f64)> = data
+            .throttle
+            .iter()
+            .map(|&(t, bits)| {
+                let cap = crate::records::throttle::SW_POWER_CAP | crate::records::throttle::HW_POWER_BRAKE_SLOWDOWN;
+                (t, if bits & cap != 0 { 100.0 } else { 0.0 })
+            })
+            .collect();
+        let cap = compare(&capped)
+            .map(|(pm, pr)| format!("; power-capped samples {pm:.0} % vs {pr:.0} %"))
+            .unwrap_or_default();
+        notes.push(format!(
+            "SM clock: {cm:.0} MHz in the measure phase, {cr:.0} MHz in the replay windows ({:+.1} %){cap}",
+            (cr / cm - 1.0) * 100.0
+        ));
+    }
+    // Layers whose replay windows ran into the power limit: alone they are clocked down
+    // and use less energy per execution than in the model (`--replay-in-context` helps).
+    let cap = crate::records::throttle::SW_POWER_CAP | crate::records::throttle::HW_POWER_BRAKE_SLOWDOWN;
+    let mut capped: BTreeMap<LayerId, (usize, usize)> = BTreeMap::new();
+    for w in wins.iter().filter(|w| w.layer.is_some() && w.model_iterations == 0) {
+        let c = capped.entry(w.layer.unwrap_or(LayerId::NONE)).or_default();
+        for &(_, bits) in data.throttle.iter().filter(|x| x.0 >= w.begin_ns && x.0 <= w.end_ns) {
+            c.0 += usize::from(bits & cap != 0);
+            c.1 += 1;
+        }
+    }
+    let mut list: Vec<(f64, String)> = capped
+        .iter()
+        .filter(|(_, c)| c.1 > 0 && c.0 * 4 > c.1)
+        .map(|(id, c)| {
+            let name = trace.layer(*id).and_then(|x| trace.string(x.name)).unwrap_or("?");
+            (c.0 as f64 / c.1 as f64, format!("{name} ({:.0} %)", c.0 as f64 / c.1 as f64 * 100.0))
+        })
+        .collect();
+    if !list.is_empty() {
+        list.sort_by(|a, b| b.0.total_cmp(&a.0));
+        notes.push(format!(
+            "power-capped in isolated replay (share of clock-event samples): {}; these layers were clocked down and \
+             their replayed energy is below what they use in the model (re-measure with --replay-in-context)",
+            list.iter().map(|x| x.1.clone()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    notes
 }
 
 /// One kernel launch of a replay plan.

@@ -431,6 +431,34 @@ pub struct ReplayConfig {
     pub kernel_events_for: Option<usize>,
     pub counter: CounterSensor,
     pub seed: u64,
+    /// A measure phase (the model run) before the replay.
+    pub measure: Option<MeasurePrefix>,
+    /// In-context replay: busy windows alternate ~2 ms of the layer with model iterations,
+    /// and every idle window is followed by a reference window of model iterations only.
+    pub context: Option<ContextModel>,
+}
+
+/// The whole model as the in-context filler: power and time of one iteration.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextModel {
+    pub power_w: f64,
+    pub iter_ns: u64,
+    pub iters_per_block: u64,
+}
+
+/// The whole-model phase of a synthetic replay trace: every layer's kernel once per
+/// iteration, taking `time_scale[l]` × its replay time; die temperature samples every
+/// 50 ms, constant within each phase.
+#[derive(Debug, Clone)]
+pub struct MeasurePrefix {
+    pub iterations: u32,
+    pub time_scale: Vec<f64>,
+    pub temp_measure_c: i32,
+    pub temp_replay_c: i32,
+    /// SM clock (measure phase, replay), with the same 50 ms samples.
+    pub sm_mhz: (u32, u32),
+    /// Power-cap clock-event bit set on every replay sample.
+    pub capped_in_replay: bool,
 }
 
 impl Default for ReplayConfig {
@@ -446,6 +474,8 @@ impl Default for ReplayConfig {
             kernel_events_for: None,
             counter: CounterSensor { poll_ns: 4 * MS, ..CounterSensor::default() },
             seed: 7,
+            measure: None,
+            context: None,
         }
     }
 }
@@ -454,7 +484,17 @@ impl Default for ReplayConfig {
 /// execution (mJ) per layer = power × time per execution.
 pub fn generate_replay(cfg: &ReplayConfig) -> (Vec<u8>, BTreeMap<u32, f64>) {
     let mut rng = Rng::new(cfg.seed);
-    let strings = ["replay", replay::LAYER_PHASE, replay::IDLE_PHASE, "layer", "Conv", "kern"];
+    let strings = [
+        "replay",
+        replay::LAYER_PHASE,
+        replay::IDLE_PHASE,
+        "layer",
+        "Conv",
+        "kern",
+        "measure",
+        "gpu",
+        replay::REFERENCE_PHASE,
+    ];
     let (s_replay, s_layer, s_idle) = (StrId(0), StrId(1), StrId(2));
     let layers: Vec<Layer> = (0..cfg.layers.len())
         .map(|i| Layer {
@@ -469,24 +509,107 @@ pub fn generate_replay(cfg: &ReplayConfig) -> (Vec<u8>, BTreeMap<u32, f64>) {
     let mut segs: Vec<(u64, u64, f64)> = Vec::new();
     let mut t = 200 * MS;
     let mut window = 0u32;
+    let temp = |t_ns, c| Event::Temperature(TemperatureSample { t_ns, sensor: StrId(7), temp_c: c });
+    let clock = |t_ns, sm_mhz| Event::Clocks(ClockSample { t_ns, sm_mhz, mem_mhz: 3201 });
+    let cap =
+        |t_ns, on: bool| Event::Throttle(ThrottleSample { t_ns, reasons: if on { throttle::SW_POWER_CAP } else { 0 } });
+    if let Some(m) = &cfg.measure {
+        let (s_measure, begin) = (StrId(6), t);
+        events.push(Event::Marker(Marker { t_ns: t, kind: MarkerKind::PhaseBegin { phase: s_measure, index: 0 } }));
+        for it in 0..m.iterations {
+            for (l, ly) in cfg.layers.iter().enumerate() {
+                let d = (ly.exec_ns as f64 * m.time_scale.get(l).copied().unwrap_or(1.0)) as u64;
+                let launch = KernelLaunch { layer: LayerId(l as u32), kernel: StrId(5), ..KernelLaunch::default() };
+                events.push(Event::Kernel(KernelEvent {
+                    launch,
+                    iteration: it,
+                    start_ns: t,
+                    duration_ns: d,
+                    correlation_id: it * cfg.layers.len() as u32 + l as u32,
+                }));
+                segs.push((t, t + d, ly.power_w));
+                t += d;
+            }
+        }
+        events.push(Event::Marker(Marker { t_ns: t, kind: MarkerKind::PhaseEnd { phase: s_measure, index: 0 } }));
+        for x in (begin..t).step_by(50 * MS as usize) {
+            events.extend([temp(x, m.temp_measure_c), clock(x, m.sm_mhz.0), cap(x, false)]);
+        }
+        t += 100 * MS;
+    }
+    let replay_begin = t;
     events.push(Event::Marker(Marker { t_ns: t, kind: MarkerKind::PhaseBegin { phase: s_replay, index: 0 } }));
     let mk = |t_ns, kind| Event::Marker(Marker { t_ns, kind });
     // Windows: idle ones first and last, layers × trials in between, trial-major.
-    let mut plan: Vec<Option<(usize, u32)>> = Vec::new();
+    // (None, false) idle, (None, true) reference, (Some(layer, trial), _) busy.
+    let mut plan: Vec<(Option<(usize, u32)>, bool)> = Vec::new();
     let half = cfg.idle_windows / 2;
-    plan.extend((0..half).map(|_| None));
+    let idle_then_ref = |plan: &mut Vec<(Option<(usize, u32)>, bool)>| {
+        plan.push((None, false));
+        if cfg.context.is_some() {
+            plan.push((None, true));
+        }
+    };
+    (0..half).for_each(|_| idle_then_ref(&mut plan));
     for trial in 0..cfg.trials {
-        plan.extend((0..cfg.layers.len()).map(|l| Some((l, trial))));
+        plan.extend((0..cfg.layers.len()).map(|l| (Some((l, trial)), false)));
     }
-    plan.extend((half..cfg.idle_windows).map(|_| None));
-    for w in plan {
+    (half..cfg.idle_windows).for_each(|_| idle_then_ref(&mut plan));
+    for (w, reference) in plan {
         t += rng.range(MS, cfg.max_delay_ns.max(MS));
         let begin = t;
-        let end = t + cfg.busy_ns;
+        // Busy windows end with their last launch (in context: a whole block).
+        let end = match (w, cfg.context) {
+            (Some((l, _)), Some(c)) => {
+                let block =
+                    (2 * MS).div_ceil(cfg.layers[l].exec_ns) * cfg.layers[l].exec_ns + c.iters_per_block * c.iter_ns;
+                t + cfg.busy_ns / block * block
+            }
+            (None, Some(c)) if reference => t + cfg.busy_ns / c.iter_ns * c.iter_ns,
+            _ => t + cfg.busy_ns,
+        };
         match w {
+            None if reference => {
+                let c = cfg.context.expect("reference windows only in context");
+                let s_ref = StrId(8);
+                let iters = cfg.busy_ns / c.iter_ns;
+                events.push(mk(begin, MarkerKind::PhaseBegin { phase: s_ref, index: window }));
+                segs.push((begin, end, c.power_w));
+                events
+                    .push(mk(end, MarkerKind::Other { code: replay::CODE_EXECUTIONS, a: iters, b: iters * c.iter_ns }));
+                events.push(mk(end, MarkerKind::PhaseEnd { phase: s_ref, index: window }));
+            }
             None => {
                 events.push(mk(begin, MarkerKind::PhaseBegin { phase: s_idle, index: window }));
                 events.push(mk(end, MarkerKind::PhaseEnd { phase: s_idle, index: window }));
+            }
+            Some((l, trial)) if cfg.context.is_some() => {
+                let (c, ly) = (
+                    cfg.context.unwrap_or(ContextModel { power_w: 0.0, iter_ns: 1, iters_per_block: 0 }),
+                    cfg.layers[l],
+                );
+                let _ = ly.power_w;
+                events.push(mk(begin, MarkerKind::PhaseBegin { phase: s_layer, index: window }));
+                events.push(mk(begin, MarkerKind::Other { code: replay::CODE_LAYER, a: l as u64, b: trial as u64 }));
+                // Blocks of ~2 ms of the layer, then the model iterations, until the window is full.
+                let reps = (2 * MS).div_ceil(ly.exec_ns);
+                let block = reps * ly.exec_ns + c.iters_per_block * c.iter_ns;
+                let blocks = cfg.busy_ns / block;
+                let mut x = begin;
+                for _ in 0..blocks {
+                    segs.push((x, x + reps * ly.exec_ns, ly.power_w));
+                    x += reps * ly.exec_ns;
+                    segs.push((x, x + c.iters_per_block * c.iter_ns, c.power_w));
+                    x += c.iters_per_block * c.iter_ns;
+                }
+                debug_assert_eq!(x, end);
+                let iters = blocks * c.iters_per_block;
+                events.push(mk(end, MarkerKind::Other { code: replay::CODE_CONTEXT, a: iters, b: 0 }));
+                events.push(mk(
+                    end,
+                    MarkerKind::Other { code: replay::CODE_EXECUTIONS, a: blocks * reps, b: blocks * block },
+                ));
+                events.push(mk(end, MarkerKind::PhaseEnd { phase: s_layer, index: window }));
             }
             Some((l, trial)) => {
                 let ly = cfg.layers[l];
@@ -524,6 +647,11 @@ pub fn generate_replay(cfg: &ReplayConfig) -> (Vec<u8>, BTreeMap<u32, f64>) {
         t = end;
     }
     events.push(mk(t, MarkerKind::PhaseEnd { phase: s_replay, index: 0 }));
+    if let Some(m) = &cfg.measure {
+        for x in (replay_begin..t).step_by(50 * MS as usize) {
+            events.extend([temp(x, m.temp_replay_c), clock(x, m.sm_mhz.1), cap(x, m.capped_in_replay)]);
+        }
+    }
     let power = PowerTruth::new(segs, cfg.idle_w);
     simulate_sensors(
         &mut events,
@@ -533,7 +661,11 @@ pub fn generate_replay(cfg: &ReplayConfig) -> (Vec<u8>, BTreeMap<u32, f64>) {
         (StrId(0), StrId(0)),
         &mut rng,
     );
-    let h = header("synth-replay", vec![Phase { name: "replay".into(), iterations: 0 }]);
+    let mut phases = vec![Phase { name: "replay".into(), iterations: 0 }];
+    if let Some(m) = &cfg.measure {
+        phases.insert(0, Phase { name: "measure".into(), iterations: m.iterations });
+    }
+    let h = header("synth-replay", phases);
     let truth = cfg.layers.iter().enumerate().map(|(i, l)| (i as u32, l.power_w * l.exec_ns as f64 * 1e-6)).collect();
     (write(&h, &strings, &layers, events), truth)
 }
