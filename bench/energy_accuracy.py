@@ -10,7 +10,8 @@ attribution of the same trace's measure phase) once per distinct trace and print
 (a) consistency per trace: the sum of the replayed layers' energy per inference vs the energy
     counter over the measure phase per measured inference, without and with the measure phase's
     idle-gap energy (the replay runs each layer back to back, with no gaps); target within +-3 %.
-(b) repeatability per model (runs grouped by model, batch, dtype), for models with >= 3 runs:
+(b) repeatability per model (runs grouped by model, batch, dtype and replay settings; --any-settings
+    ignores the settings), for groups with >= 3 runs:
     per layer with a mean GPU time >= 100 us, the coefficient of variation (sample std / mean)
     of the layer energy across runs; max and median CV; target <= 2 % for every such layer,
     the layers above it are listed.
@@ -69,11 +70,22 @@ def consistency(replay, timeline):
     return measured, total, gap
 
 
+def replay_settings(r):
+    """The replay settings the trace header records (kernel variants `replay.*`), e.g.
+    `cache=model,between=idle,context=isolated`; "-" for traces recorded before they were."""
+    kv = r.get("setting", {}).get("kernel variants", "")
+    parts = [p.split(".", 1)[1] for p in kv.split(",") if p.startswith("replay.")]
+    return ",".join(parts) or "-"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("traces", nargs="+")
     ap.add_argument("--cnnergy", default="cnnergy", help="the cnnergy binary (default: cnnergy on PATH)")
     ap.add_argument("--compare", choices=["first", "all", "none"], default="first")
+    ap.add_argument("--any-settings", action="store_true",
+                    help="repeatability: group runs by model, batch and dtype only, even if their replay "
+                         "settings differ (default: identical settings only)")
     a = ap.parse_args()
 
     cache = {}
@@ -95,9 +107,10 @@ def main():
         c = total / measured - 1 if measured and total is not None else None
         cg = (total + gap) / measured - 1 if measured and total is not None and gap is not None else None
         ok = lambda x: "n/a" if x is None else ("yes" if abs(x) <= TARGET_CONSISTENCY else "**no**")
-        rows.append([f"{m['model']} b{m['batch']} {m['dtype']}", path, m.get("inferences"), num(measured),
+        rows.append([f"{m['model']} b{m['batch']} {m['dtype']}", replay_settings(r), path, m.get("inferences"),
+                     num(measured),
                      num(total), pct(c), ok(c), num(gap), pct(cg), ok(cg)])
-    print(table(["model", "trace", "measured inferences", "measured J/inf", "sum replay J/inf", "replay vs measured",
+    print(table(["model", "replay settings", "trace", "measured inferences", "measured J/inf", "sum replay J/inf", "replay vs measured",
                  "within", "gap J/inf", "(replay + gap) vs measured", "within"], rows))
 
     # (b) repeatability
@@ -106,10 +119,11 @@ def main():
     groups = {}
     for path, r, _ in runs:
         m = r["model"]
-        groups.setdefault((m["model"], m["batch"], m["dtype"]), []).append((path, r))
+        settings = "any" if a.any_settings else replay_settings(r)
+        groups.setdefault((m["model"], m["batch"], m["dtype"], settings), []).append((path, r))
     rows, over = [], []
-    for (model, batch, dtype), rs in groups.items():
-        name = f"{model} b{batch} {dtype}"
+    for (model, batch, dtype, settings), rs in groups.items():
+        name = f"{model} b{batch} {dtype} ({settings})"
         if len(rs) < 3:
             rows.append([name, len(rs), "n/a", "n/a", "n/a", "needs >= 3 runs"])
             continue

@@ -101,3 +101,28 @@ fn dtype_tf32_is_accepted_and_a_bad_dtype_is_named_before_the_gpu() {
         }
     }
 }
+
+#[test]
+fn replay_options_parse_and_a_bad_cache_state_lists_the_choices() {
+    let env = [("CNNERGY_LIBCUDA", "/nonexistent/libcuda.so.1")];
+    // Valid replay settings get as far as opening the GPU.
+    for extra in [
+        &["--replay-cache", "cold"][..],
+        &["--replay-cache", "warm", "--replay-between", "model"],
+        &["--replay-in-context"],
+    ] {
+        let mut a = vec!["profile", "resnet50", "--per-layer"];
+        a.extend_from_slice(extra);
+        assert_clean_error(&cnnergy(&a, &env), "error: libcuda (the NVIDIA driver) not found");
+    }
+    // A bad value is a usage error (clap status 2) naming the valid ones, before any GPU work.
+    for (cmd, flag) in [(&["profile", "resnet50"][..], "--replay-cache"), (&["replay", "x.cnt"], "--cache")] {
+        let mut a = cmd.to_vec();
+        a.extend_from_slice(&[flag, "hot"]);
+        let o = cnnergy(&a, &env);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("invalid value 'hot'") && e.contains("model") && e.contains("cold"), "{e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}

@@ -158,7 +158,11 @@ pub fn record_setting(
                 ("seed".to_owned(), a.seed.to_string()),
             ])
             .chain(a.per_layer.then(|| ("replay.cache".to_owned(), a.replay_cache.clone())))
-            .chain(a.per_layer.then(|| ("replay.between".to_owned(), a.replay_between.clone())))
+            // In context the delays run the model whatever --replay-between says.
+            .chain(a.per_layer.then(|| {
+                let between = if a.replay_in_context { "model" } else { a.replay_between.as_str() };
+                ("replay.between".to_owned(), between.to_owned())
+            }))
             .chain(a.per_layer.then(|| {
                 ("replay.context".to_owned(), if a.replay_in_context { "model" } else { "isolated" }.to_owned())
             }))
