@@ -70,7 +70,19 @@ pub fn devices(out: &mut impl Write) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn selftest(out: &mut impl Write, device: usize, filter: Option<&str>, seed: Option<u64>) -> Result<ExitCode> {
+pub fn selftest(
+    out: &mut impl Write,
+    device: usize,
+    filter: Option<&str>,
+    seed: Option<u64>,
+    list: bool,
+) -> Result<ExitCode> {
+    if list {
+        for n in selftest::case_names().into_iter().filter(|n| filter.is_none_or(|f| selftest::matches(n, f))) {
+            writeln!(out, "{n}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let gpu = Gpu::open(device, cnnergy::ptx::module_set())?;
     let seed = seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)

@@ -24,12 +24,15 @@ enum Command {
         /// GPU to use (CUDA ordinal).
         #[arg(long, default_value_t = 0)]
         device: usize,
-        /// Only cases whose name contains this text.
+        /// Only cases whose name contains this text (`^text`: whose name starts with it).
         #[arg(long)]
         filter: Option<String>,
         /// Seed for the random inputs (default: from the clock; printed either way).
         #[arg(long)]
         seed: Option<u64>,
+        /// Print the case names (matching --filter) and exit; needs no GPU.
+        #[arg(long)]
+        list: bool,
     },
     /// List every kernel: layer type, variant, precision, layout, registers, shared memory, spills.
     Kernels {
@@ -274,7 +277,9 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
         Command::Devices => cmd::devices(&mut out),
-        Command::Selftest { device, filter, seed } => cmd::selftest(&mut out, device, filter.as_deref(), seed),
+        Command::Selftest { device, filter, seed, list } => {
+            cmd::selftest(&mut out, device, filter.as_deref(), seed, list)
+        }
         Command::Kernels { offline, arch } => cmd::kernels(&mut out, offline, &arch),
         Command::Models => cmd::models(&mut out),
         Command::Run {

@@ -126,3 +126,24 @@ fn replay_options_parse_and_a_bad_cache_state_lists_the_choices() {
         assert!(!e.contains("panicked"), "{e}");
     }
 }
+
+#[test]
+fn selftest_list_needs_no_gpu_and_honours_the_filter() {
+    let env = [("CNNERGY_LIBCUDA", "/nonexistent/libcuda.so.1")];
+    let o = cnnergy(&["selftest", "--list"], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect();
+    let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "case names must be unique (--filter selects by them)");
+    for family in ["pool/", "batchnorm", "tensorcore/", "depthwise/", "smallm/", "profile/direct"] {
+        assert!(all.iter().any(|n| n.contains(family)), "no {family} case in the list");
+    }
+    let o = cnnergy(&["selftest", "--list", "--filter", "pool/"], &env);
+    let some: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect();
+    assert!(!some.is_empty() && some.len() < all.len() && some.iter().all(|n| n.contains("pool/")));
+    // `^` anchors the filter at the start: `^core/` leaves out the `tensorcore/` cases.
+    let o = cnnergy(&["selftest", "--list", "--filter", "^core/"], &env);
+    let core: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect();
+    assert!(!core.is_empty() && core.iter().all(|n| n.starts_with("core/")), "{core:?}");
+    assert!(all.iter().any(|n| n.starts_with("tensorcore/") && n.contains("core/")));
+}

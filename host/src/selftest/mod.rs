@@ -87,7 +87,7 @@ pub fn run(gpu: &Gpu, filter: Option<&str>, seed: u64, mut on_case: impl FnMut(&
     let mut report = Report::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for (name, case) in cases() {
-        if filter.is_some_and(|f| !name.contains(f)) {
+        if filter.is_some_and(|f| !matches(&name, f)) {
             continue;
         }
         let case_seed: u64 = rng.random();
@@ -106,6 +106,21 @@ pub fn run(gpu: &Gpu, filter: Option<&str>, seed: u64, mut on_case: impl FnMut(&
         report.cases.push(res);
     }
     report
+}
+
+/// Whether case `name` is selected by `filter`: the name contains it, or, for a filter
+/// starting with `^`, starts with the rest (`^core/` without `tensorcore/…`).
+pub fn matches(name: &str, filter: &str) -> bool {
+    match filter.strip_prefix('^') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name.contains(filter),
+    }
+}
+
+/// Every case name in run order (kernel cases, then the profiler checks): what `--filter`
+/// matches. Needs no GPU, so scripts can split a run (e.g. under compute-sanitizer).
+pub fn case_names() -> Vec<String> {
+    cases().into_iter().map(|(n, _)| n).chain(profile::CASES.iter().map(|(n, _)| n.to_string())).collect()
 }
 
 /// A case: given the GPU and a fresh seed, returns a one-line summary of the error
@@ -197,6 +212,15 @@ pub(crate) mod buf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_match_anywhere_or_anchored() {
+        assert!(matches("tensorcore/conv 3x3", "core/"));
+        assert!(!matches("tensorcore/conv 3x3", "^core/"));
+        assert!(matches("core/cp_async", "^core/"));
+        assert!(matches("pool/max 3x3", "3x3"));
+        assert!(!matches("pool/max 3x3", "^3x3"));
+    }
 
     #[test]
     fn compare_rejects_poison_and_nan_and_large_errors() {

@@ -234,7 +234,7 @@ pub fn run_profile_checks(
 ) -> Vec<CaseResult> {
     let mut v = Vec::new();
     for (name, graphs) in CASES {
-        if filter.is_some_and(|f| !name.contains(f)) {
+        if filter.is_some_and(|f| !super::matches(name, f)) {
             continue;
         }
         let t = Instant::now();
