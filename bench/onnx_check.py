@@ -5,7 +5,7 @@ Usage: python3 bench/onnx_check.py OUTDIR [options]     (bench/onnx_check.sh wra
 
 For each torchvision model (weights=None, fixed seed, eval mode; batch-norm statistics and
 affine parameters randomized from the same seed so that folding them is really tested):
-  1. export it to ONNX: the TorchScript exporter (opset 17, dynamo=False, dynamic batch) and,
+  1. export it to ONNX: the TorchScript exporter (opset 17 or --opset, dynamo=False, dynamic batch) and,
      for the --dynamo models, the dynamo exporter (its default opset; weights in an external
      data file as it writes by default);
   2. PyTorch fp32 logits on the GPU with TF32 off (torch.backends.cuda.matmul.allow_tf32 =
@@ -18,6 +18,9 @@ affine parameters randomized from the same seed so that folding them is really t
 Large files (ONNX models, inputs, logits) go to --workdir (default $TMPDIR/cnnergy-onnx-check),
 never to OUTDIR, which gets only onnx_check.json and onnx_check.md (the final table, also printed).
 A failing export or cnnergy run is recorded as FAIL with its error line, and the script goes on.
+
+`--device cpu` runs the same check on a machine without a GPU: PyTorch fp32 on the CPU is the reference and
+cnnergy runs the file on its CPU reference backend (`--device cpu`, f64 accumulation); only f32 is checked.
 """
 import argparse
 import json
@@ -52,7 +55,10 @@ def parse_args():
     p.add_argument("--bin", default="target/release/cnnergy")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "cnnergy-onnx-check"))
     p.add_argument("--no-ort", action="store_true", help="skip the onnxruntime cross-check")
+    p.add_argument("--opset", type=int, default=17, help="opset of the TorchScript exports (the issue asks for 13-17)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per cnnergy run")
+    p.add_argument("--device", choices=["gpu", "cpu"], default="gpu",
+                   help="gpu: PyTorch and cnnergy on the GPU; cpu: PyTorch on the CPU, cnnergy's CPU reference backend")
     return p.parse_args()
 
 
@@ -98,7 +104,7 @@ def input_size(name):
     return 299 if name == "inception_v3" else 224
 
 
-def export(model, x, path, exporter):
+def export(model, x, path, exporter, opset=17):
     import torch
 
     if os.path.exists(path):
@@ -106,7 +112,7 @@ def export(model, x, path, exporter):
     if os.path.exists(path + ".data"):
         os.remove(path + ".data")
     if exporter == "torchscript":
-        torch.onnx.export(model, (x,), path, opset_version=17, dynamo=False, input_names=["input"],
+        torch.onnx.export(model, (x,), path, opset_version=opset, dynamo=False, input_names=["input"],
                           output_names=["logits"], dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
     else:
         # Fixed batch (the importer reads it from the file); the exporter's default opset and data layout.
@@ -123,8 +129,10 @@ def run_cnnergy(args, onnx_path, dtype, in_path, out_path):
 
     if os.path.exists(out_path):
         os.remove(out_path)
-    cmd = [args.bin, "run", onnx_path, "--device", "gpu", "--dtype", dtype, "--batch", str(args.batch), "--input",
-           in_path, "--logits-out", out_path, "--iters", "1"]
+    cmd = [args.bin, "run", onnx_path, "--device", args.device, "--batch", str(args.batch), "--input", in_path,
+           "--logits-out", out_path]
+    if args.device == "gpu":
+        cmd += ["--dtype", dtype, "--iters", "1"]
     t0 = time.time()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
@@ -163,13 +171,16 @@ def check_model(args, name, exporters_dtypes, rows):
     in_path = os.path.join(args.workdir, f"{name}.in.f32")
     x_np.tofile(in_path)
     with torch.no_grad():
-        ref = model.cuda()(x.cuda()).float().cpu().numpy()
+        if args.device == "gpu":
+            ref = model.cuda()(x.cuda()).float().cpu().numpy()
+        else:
+            ref = model(x).float().numpy()
     model = model.cpu()
     for exporter, dtypes in exporters_dtypes:
         path = os.path.join(args.workdir, f"{name}.{exporter}.onnx")
         t0 = time.time()
         try:
-            export(model, x, path, exporter)
+            export(model, x, path, exporter, args.opset)
             export_err = None
         except Exception as e:
             export_err = f"export: {type(e).__name__}: {last_line(str(e))}"
@@ -232,6 +243,8 @@ def main():
     if not os.path.exists(args.bin):
         sys.exit(f"error: {args.bin} not found (cargo build --release first)")
     dtypes, extra_dtypes = csv(args.dtypes), csv(args.extra_dtypes)
+    if args.device == "cpu":  # the CPU backend computes in f32 storage / f64 accumulation only
+        dtypes, extra_dtypes = ["f32"], ["f32"]
     dynamo = set(csv(args.dynamo))
     plan = {}
     for m in csv(args.models):
@@ -246,8 +259,11 @@ def main():
     for m, exps in plan.items():
         check_model(args, m, exps, rows)
     md = table(rows)
-    meta = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "batch": args.batch,
-            "seed": args.seed, "reference": "PyTorch fp32 on the GPU, TF32 off; f16 runs compared with it too",
+    device = torch.cuda.get_device_name(0) if args.device == "gpu" else "CPU (cnnergy --device cpu)"
+    reference = ("PyTorch fp32 on the GPU, TF32 off; f16 runs compared with it too" if args.device == "gpu"
+                 else "PyTorch fp32 on the CPU")
+    meta = {"torch": torch.__version__, "device": device, "batch": args.batch,
+            "seed": args.seed, "reference": reference, "torchscript_opset": args.opset,
             "seconds": round(time.time() - t0, 1), "dynamo_models": sorted(dynamo)}
     try:
         import onnx
